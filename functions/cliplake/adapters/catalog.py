@@ -1,0 +1,416 @@
+"""The catalog: one DynamoDB table, derived from the lake (delete it, re-index the lake, and it is rebuilt).
+
+Items (single-table design):
+    pk=VIDEO#<id>    sk=META                 one video: status, attribution, metadata, jobs, top labels
+    pk=JOB#<jobid>   sk=META                 Rekognition job → video (for completions without a JobTag)
+    pk=LABEL#<name>  sk=<conf 000.00>#<id>   label search: query a label above a confidence, best first
+    pk=STATS         sk=SOURCE#<source>      counters: raw, processed, failed (each video counted once)
+Indexes: gsi1 (CAMPAIGN#<campaign>, <created>#<id>) and gsi2 (SOURCE#<source>, <created>#<id>) list videos
+newest first without scans.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from cliplake.contracts import Attribution, JobKind, VideoStatus, VideoSummary
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+TERMINAL_JOB = {"SUCCEEDED", "FAILED", "ERROR"}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _to_ddb(value: Any) -> dict[str, Any]:
+    return _ser.serialize(json.loads(json.dumps(value, default=str), parse_float=Decimal))
+
+
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            return int(v) if v == v.to_integral_value() else float(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list | set):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _conditional_failed(err: ClientError) -> bool:
+    code = err.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = err.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
+    return False
+
+
+def video_key(video_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "META"}}
+
+
+def stats_key(source: str) -> dict[str, Any]:
+    return {"pk": {"S": "STATS"}, "sk": {"S": f"SOURCE#{source}"}}
+
+
+def label_sk(confidence: float, video_id: str) -> str:
+    return f"{min(confidence, 100.0):06.2f}#{video_id}"
+
+
+def summary_label_scores(summary: VideoSummary) -> dict[str, float]:
+    """Each label's best confidence in the video, rounded as stored."""
+    best: dict[str, float] = {}
+    for seg in summary.labels:
+        best[seg.name] = max(best.get(seg.name, 0.0), round(seg.max_confidence, 2))
+    return best
+
+
+class Catalog:
+    def __init__(self, table: str, client: Any | None = None) -> None:
+        self.table = table
+        self.client = client or boto3.client("dynamodb")
+
+    # ------------------------------------------------------------------------------------------- writes
+    def register_video(
+        self,
+        video_id: str,
+        raw_key: str,
+        etag: str,
+        size: int,
+        source: str,
+        campaign: str,
+        filename: str,
+        attribution: Attribution,
+    ) -> bool:
+        """Create the video record and count it as raw, once. Returns False if it was already known.
+
+        A new version of the same key (another ETag) resets the record for a fresh analysis.
+        """
+        now = now_iso()
+        item = {
+            "pk": f"VIDEO#{video_id}",
+            "sk": "META",
+            "video_id": video_id,
+            "status": VideoStatus.RECEIVED.value,
+            "reason": "",
+            "raw_key": raw_key,
+            "raw_etag": etag,
+            "bytes": size,
+            "source": source,
+            "campaign": campaign,
+            "filename": filename,
+            "attribution": attribution.model_dump(),
+            "jobs": {},
+            "created_at": now,
+            "updated_at": now,
+            "gsi1pk": f"CAMPAIGN#{campaign}",
+            "gsi1sk": f"{now}#{video_id}",
+            "gsi2pk": f"SOURCE#{source}",
+            "gsi2sk": f"{now}#{video_id}",
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {k: _to_ddb(v) for k, v in item.items()},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": stats_key(source),
+                            "UpdateExpression": "ADD raw :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+            return True
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+        # Known video: a new object version restarts its analysis; the same version changes nothing.
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=video_key(video_id),
+                UpdateExpression="SET raw_etag = :etag, #b = :size, #s = :received, reason = :empty, "
+                "jobs = :nojobs, updated_at = :now, attribution = :attr",
+                ConditionExpression="raw_etag <> :etag",
+                ExpressionAttributeNames={"#s": "status", "#b": "bytes"},
+                ExpressionAttributeValues={
+                    ":etag": _to_ddb(etag),
+                    ":size": _to_ddb(size),
+                    ":received": _to_ddb(VideoStatus.RECEIVED.value),
+                    ":empty": _to_ddb(""),
+                    ":nojobs": {"M": {}},
+                    ":now": _to_ddb(now),
+                    ":attr": _to_ddb(attribution.model_dump()),
+                },
+            )
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+        return False
+
+    def set_status(self, video_id: str, status: VideoStatus, **fields: Any) -> None:
+        names = {"#s": "status"}
+        values = {":s": _to_ddb(status.value), ":now": _to_ddb(now_iso())}
+        sets = ["#s = :s", "updated_at = :now"]
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = _to_ddb(value)
+            sets.append(f"#f{i} = :f{i}")
+        self.client.update_item(
+            TableName=self.table,
+            Key=video_key(video_id),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def mark_failed(self, video_id: str, source: str, reason: str) -> bool:
+        """FAILED with a readable reason; counted once per video. Returns False if it had already failed."""
+        now = now_iso()
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": video_key(video_id),
+                            "UpdateExpression": "SET #s = :failed, reason = :reason, updated_at = :now, "
+                            "failed_at = :now",
+                            "ConditionExpression": "attribute_not_exists(#s) OR #s <> :failed",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {
+                                ":failed": _to_ddb(VideoStatus.FAILED.value),
+                                ":reason": _to_ddb(reason[:1000]),
+                                ":now": _to_ddb(now),
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": stats_key(source),
+                            "UpdateExpression": "ADD failed :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+            return True
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+
+    def record_job(self, video_id: str, kind: JobKind, job_id: str) -> None:
+        """Remember a started job; never overwrites what a completion already wrote."""
+        job = {"job_id": job_id, "status": "IN_PROGRESS", "message": ""}
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": video_key(video_id),
+                        "UpdateExpression": "SET jobs.#k = if_not_exists(jobs.#k, :job), updated_at = :now",
+                        "ExpressionAttributeNames": {"#k": kind.value},
+                        "ExpressionAttributeValues": {":job": _to_ddb(job), ":now": _to_ddb(now_iso())},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            k: _to_ddb(v)
+                            for k, v in {
+                                "pk": f"JOB#{job_id}",
+                                "sk": "META",
+                                "video_id": video_id,
+                                "kind": kind.value,
+                            }.items()
+                        },
+                    }
+                },
+            ]
+        )
+
+    def complete_job(self, video_id: str, kind: JobKind, job_id: str, status: str, message: str) -> dict:
+        """Record a job's terminal status and return the video's jobs after the update (atomically)."""
+        job = {"job_id": job_id, "status": status, "message": message[:1000]}
+        r = self.client.update_item(
+            TableName=self.table,
+            Key=video_key(video_id),
+            UpdateExpression="SET jobs.#k = :job, updated_at = :now",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#k": kind.value},
+            ExpressionAttributeValues={":job": _to_ddb(job), ":now": _to_ddb(now_iso())},
+            ReturnValues="ALL_NEW",
+        )
+        return _from_ddb(r["Attributes"]).get("jobs", {})
+
+    def index_summary(self, summary: VideoSummary, summary_key: str, summary_etag: str) -> bool:
+        """Write what label search and the dashboard need. Re-indexing the same summary changes nothing.
+
+        Returns True when the catalog changed.
+        """
+        vid = summary.video_id
+        top = [t.model_dump() for t in summary.top_labels]
+        fields = {
+            "status": VideoStatus.INDEXED.value,
+            "reason": "",
+            "summary_key": summary_key,
+            "summary_etag": summary_etag,
+            "duration_ms": summary.video.duration_ms,
+            "width": summary.video.width,
+            "height": summary.video.height,
+            "codec": summary.video.codec,
+            "frame_rate": summary.video.frame_rate,
+            "top_labels": top,
+            "label_scores": summary_label_scores(summary),
+            "shots": len(summary.shots),
+            "moderation": sorted({m.name for m in summary.moderation}),
+            "credit_line": summary.credit_line,
+            "attribution": summary.attribution.model_dump(),
+            "analysed_key": summary.provenance.analysed_key,
+        }
+        now = now_iso()
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":f{i}": _to_ddb(v) for i, v in enumerate(fields.values())}
+        values[":now"] = _to_ddb(now)
+        sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
+        update = {
+            "TableName": self.table,
+            "Key": video_key(vid),
+            "UpdateExpression": f"SET {sets}, updated_at = :now, indexed_at = :now",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        previous = self.get_video(vid) or {}
+        try:  # first index of this video: count it as processed, once
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"Update": {**update, "ConditionExpression": "attribute_not_exists(indexed_at)"}},
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": stats_key(summary.source),
+                            "UpdateExpression": "ADD processed :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+            try:  # already indexed: only a different summary changes anything
+                names["#se"] = "summary_etag"
+                values[":etag"] = _to_ddb(summary_etag)
+                self.client.update_item(**update, ConditionExpression="#se <> :etag")
+            except ClientError as err2:
+                if _conditional_failed(err2):
+                    return False
+                raise
+        self._write_labels(summary, previous.get("label_scores", {}))
+        return True
+
+    def _write_labels(self, summary: VideoSummary, previous: dict[str, float]) -> None:
+        vid = summary.video_id
+        best = summary_label_scores(summary)
+        total: dict[str, int] = {}
+        for seg in summary.labels:
+            total[seg.name] = total.get(seg.name, 0) + (seg.end_ms - seg.start_ms)
+        # Stale items: labels no longer in the summary, or whose confidence (part of the key) moved.
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": {"pk": {"S": f"LABEL#{name.lower()}"}, "sk": {"S": label_sk(conf, vid)}}}}
+            for name, conf in previous.items()
+            if label_sk(best.get(name, -1.0), vid) != label_sk(conf, vid)
+        ]
+        for name, conf in best.items():
+            item = {
+                "pk": f"LABEL#{name.lower()}",
+                "sk": label_sk(conf, vid),
+                "video_id": vid,
+                "name": name,
+                "confidence": conf,
+                "total_ms": total[name],
+                "campaign": summary.campaign,
+                "source": summary.source,
+                "filename": summary.filename,
+            }
+            requests.append({"PutRequest": {"Item": {k: _to_ddb(v) for k, v in item.items()}}})
+        for i in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[i : i + 25]}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+
+    # -------------------------------------------------------------------------------------------- reads
+    def get_video(self, video_id: str) -> dict[str, Any] | None:
+        r = self.client.get_item(TableName=self.table, Key=video_key(video_id), ConsistentRead=True)
+        return _from_ddb(r["Item"]) if "Item" in r else None
+
+    def video_for_job(self, job_id: str) -> str | None:
+        r = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}}, ConsistentRead=True
+        )
+        return r["Item"]["video_id"]["S"] if "Item" in r else None
+
+    def videos_by_label(self, name: str, min_confidence: float = 0.0, limit: int = 50) -> list[dict[str, Any]]:
+        r = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk >= :low",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"LABEL#{name.lower()}"},
+                ":low": {"S": f"{min_confidence:06.2f}"},
+            },
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_ddb(i) for i in r.get("Items", [])]
+
+    def list_videos(
+        self, *, campaign: str | None = None, source: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, by campaign or by source (both read an index; no scans)."""
+        if campaign:
+            index, pk, value = "gsi1", "gsi1pk", f"CAMPAIGN#{campaign}"
+        else:
+            index, pk, value = "gsi2", "gsi2pk", f"SOURCE#{source or 'dropin'}"
+        r = self.client.query(
+            TableName=self.table,
+            IndexName=index,
+            KeyConditionExpression=f"{pk} = :v",
+            ExpressionAttributeValues={":v": {"S": value}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_ddb(i) for i in r.get("Items", [])]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        r = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "STATS"}},
+        )
+        out = {}
+        for item in map(_from_ddb, r.get("Items", [])):
+            out[item["sk"].removeprefix("SOURCE#")] = {k: int(item.get(k, 0)) for k in ("raw", "processed", "failed")}
+        return out

@@ -1,0 +1,85 @@
+"""Small S3 adapter: the only module of the stages that speaks to S3."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+    metadata: dict[str, str]
+    version_id: str | None
+    content_type: str
+
+
+def _not_found(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
+class Lake:
+    """The media bucket."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self.client = client or boto3.client("s3")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            r = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if _not_found(err):
+                return None
+            raise
+        return ObjectInfo(
+            key=key,
+            etag=r["ETag"].strip('"'),
+            size=r["ContentLength"],
+            metadata=r.get("Metadata", {}),
+            version_id=r.get("VersionId"),
+            content_type=r.get("ContentType", ""),
+        )
+
+    def download(self, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(self.bucket, key, str(path))
+        return path
+
+    def upload(self, path: Path, key: str, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if metadata:
+            extra["Metadata"] = metadata
+        self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+
+    def put_json(self, key: str, data: Any) -> str:
+        body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        r = self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json"
+        )
+        return r["ETag"].strip('"')
+
+    def get_text(self, key: str) -> str | None:
+        try:
+            r = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if _not_found(err):
+                return None
+            raise
+        return r["Body"].read().decode("utf-8")
+
+    def get_json(self, key: str) -> Any | None:
+        text = self.get_text(key)
+        return None if text is None else json.loads(text)
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )

@@ -1,0 +1,137 @@
+"""Stage 1, analyze: a new object under `media-raw/` → probe, transcode when needed, start Rekognition jobs.
+
+Started by the S3 event (via SQS). Never polls: the jobs report through SNS to the finalize stage.
+Idempotent: a redelivered event starts no second job (same ClientRequestToken, catalog state, powertools
+idempotency), and a re-run after a crash re-announces a job that finished meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel
+
+from cliplake.adapters.catalog import now_iso
+from cliplake.adapters.rekognition import API_NAME, InvalidVideo
+from cliplake.contracts import Attribution, JobKind, VideoStatus
+from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
+from cliplake.media import MediaError, Probe, probe, transcode_to_h264
+from cliplake.services import Services
+
+logger = Logger(service="analyze", child=True)
+
+DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
+
+
+class ObjectRef(BaseModel):
+    """What one S3 event names: the idempotency key of the stage."""
+
+    bucket: str
+    key: str
+    etag: str = ""
+
+
+class AnalyzeResult(BaseModel):
+    video_id: str = ""
+    outcome: Literal["started", "failed", "skipped", "reconciled"]
+    jobs: dict[str, str] = {}
+    reason: str = ""
+
+
+def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
+    try:
+        raw = parse_raw_key(ref.key)
+    except LakeKeyError as err:
+        return AnalyzeResult(outcome="skipped", reason=str(err))
+    info = svc.lake.head(raw.key)
+    if info is None:
+        return AnalyzeResult(video_id=raw.video_id, outcome="skipped", reason="object no longer exists")
+    vid = raw.video_id
+    attribution = Attribution.from_metadata(info.metadata) or Attribution(title=raw.filename, source=raw.source)
+    svc.catalog.register_video(vid, raw.key, info.etag, info.size, raw.source, raw.campaign, raw.filename, attribution)
+    video = svc.catalog.get_video(vid) or {}
+    if video.get("raw_etag") != info.etag:  # a newer version arrived meanwhile: its own event handles it
+        return AnalyzeResult(video_id=vid, outcome="skipped", reason="superseded by a newer version")
+    if video.get("status") in DONE:
+        return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video['status'].lower()}")
+    jobs = video.get("jobs", {})
+    if all(kind.value in jobs for kind in JobKind):
+        return _reconcile(svc, vid, raw, video)
+
+    try:
+        analysed_key, probed, transcoded = _prepare(svc, raw, info.etag)
+    except MediaError as err:
+        reason = str(err)
+        svc.catalog.mark_failed(vid, raw.source, reason)
+        logger.warning("video rejected", extra={"video_id": vid, "key": raw.key, "reason": reason})
+        return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
+
+    svc.catalog.set_status(
+        vid,
+        VideoStatus.ANALYZING,
+        analysed_key=analysed_key,
+        transcoded=transcoded,
+        original_codec=probed.codec,
+        original_container=probed.container.split(",")[0],
+        analysis_started_at=video.get("analysis_started_at") or now_iso(),
+    )
+    started: dict[str, str] = {}
+    for kind in JobKind:
+        try:
+            job_id = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
+        except InvalidVideo as err:
+            svc.catalog.mark_failed(vid, raw.source, str(err))
+            return AnalyzeResult(video_id=vid, outcome="failed", jobs=started, reason=str(err))
+        # Backpressure propagates: the message goes back to the queue and is retried later.
+        svc.catalog.record_job(vid, kind, job_id)
+        started[kind.value] = job_id
+    logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": started})
+    return AnalyzeResult(video_id=vid, outcome="started", jobs=started)
+
+
+def _prepare(svc: Services, raw: RawKey, etag: str) -> tuple[str, Probe, bool]:
+    """Probe the original; transcode it to an H.264 MP4 rendition unless Rekognition takes it as is."""
+    with tempfile.TemporaryDirectory(dir=svc.settings.work_dir, prefix="cliplake-") as tmp:
+        local = svc.lake.download(raw.key, Path(tmp) / "original")
+        probed = probe(local)
+        if probed.rekognition_ready:
+            return raw.key, probed, False
+        existing = svc.lake.head(raw.rendition_key)
+        if existing is None or existing.metadata.get("source-etag") != etag:
+            rendition = Path(tmp) / "rendition.mp4"
+            transcode_to_h264(local, rendition)
+            svc.lake.upload(rendition, raw.rendition_key, "video/mp4", metadata={"source-etag": etag})
+        return raw.rendition_key, probed, True
+
+
+def _reconcile(svc: Services, vid: str, raw: RawKey, video: dict) -> AnalyzeResult:
+    """All jobs were started before. A reused token sends no new SNS message, so a job that finished while
+    nobody recorded it is announced again on the topic, in the standard completion shape."""
+    announced = {}
+    for kind in JobKind:
+        job = video["jobs"][kind.value]
+        if job.get("status") != "IN_PROGRESS":
+            continue
+        status, message = svc.rekognition.status(kind, job["job_id"])
+        if status == "IN_PROGRESS":
+            continue
+        completion = {
+            "JobId": job["job_id"],
+            "Status": status,
+            "API": API_NAME[kind],
+            "JobTag": vid,
+            "Timestamp": int(time.time() * 1000),
+            "Video": {"S3ObjectName": video.get("analysed_key", raw.key), "S3Bucket": svc.settings.bucket},
+        }
+        if message:
+            completion["Message"] = message
+        svc.sns.publish(TopicArn=svc.settings.rekognition_topic_arn, Message=json.dumps(completion))
+        announced[kind.value] = job["job_id"]
+    if announced:
+        return AnalyzeResult(video_id=vid, outcome="reconciled", jobs=announced)
+    return AnalyzeResult(video_id=vid, outcome="skipped", reason="analysis already running")

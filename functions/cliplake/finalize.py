@@ -1,0 +1,73 @@
+"""Stage 2, finalize: a Rekognition completion (SNS → SQS) → read every result page → when all three jobs of
+a video are done, write `media-processed/.../<name>_labels.json`.
+
+Accepts the SNS envelope and raw delivery, `API` as `StartLabelDetection` or `LABEL_DETECTION`, and a missing
+`JobTag`. Completions may arrive in any order and more than once: the catalog update is atomic and the
+summary is written by whichever completion finds all three jobs done.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel
+
+from cliplake.adapters.catalog import now_iso
+from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
+from cliplake.lake import parse_raw_key
+from cliplake.services import Services
+from cliplake.summarize import build_summary
+
+logger = Logger(service="finalize", child=True)
+
+
+class UnknownJob(Exception):
+    """A completion for a job the catalog does not (yet) know: retried, then dead-lettered."""
+
+
+class FinalizeResult(BaseModel):
+    video_id: str = ""
+    outcome: Literal["ignored", "waiting", "failed", "summarized", "stale"]
+    summary_key: str = ""
+    reason: str = ""
+
+
+def finalize_completion(svc: Services, completion: RekognitionCompletion) -> FinalizeResult:
+    kind = completion.kind
+    if kind is None:
+        return FinalizeResult(outcome="ignored", reason=f"not a cliplake job API: {completion.API}")
+    vid = completion.JobTag or svc.catalog.video_for_job(completion.JobId)
+    video = svc.catalog.get_video(vid) if vid else None
+    if video is None:
+        raise UnknownJob(f"no video known for job {completion.JobId} (tag {completion.JobTag!r})")
+    known = video.get("jobs", {}).get(kind.value, {})
+    if known.get("job_id") not in (None, completion.JobId):
+        return FinalizeResult(video_id=vid, outcome="stale", reason="completion of a superseded job")
+    raw = parse_raw_key(video["raw_key"])
+
+    if completion.succeeded:
+        results = svc.rekognition.results(kind, completion.JobId)
+        svc.lake.put_json(raw.job_result_key(kind.value), results)
+        message = ""
+    else:
+        _, message = svc.rekognition.status(kind, completion.JobId)
+        message = message or completion.Message or "no reason given"
+    jobs = svc.catalog.complete_job(vid, kind, completion.JobId, completion.Status, message)
+
+    failed = {k: j for k, j in jobs.items() if j.get("status") not in {"SUCCEEDED", "IN_PROGRESS"}}
+    if failed:
+        reason = "; ".join(f"{k} job {j['status']}: {j.get('message', '')}" for k, j in sorted(failed.items()))
+        svc.catalog.mark_failed(vid, video.get("source", raw.source), reason)
+        logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
+        return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
+    if not all(jobs.get(k.value, {}).get("status") == "SUCCEEDED" for k in JobKind):
+        return FinalizeResult(video_id=vid, outcome="waiting")
+
+    results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in JobKind}
+    video["jobs"] = jobs
+    summary = build_summary(video, results, svc.settings.bucket, now_iso())
+    svc.lake.put_json(raw.summary_key, summary.model_dump_json(indent=2))
+    svc.catalog.set_status(vid, VideoStatus.SUMMARIZED, summary_key=raw.summary_key)
+    logger.info("summary written", extra={"video_id": vid, "summary_key": raw.summary_key})
+    return FinalizeResult(video_id=vid, outcome="summarized", summary_key=raw.summary_key)

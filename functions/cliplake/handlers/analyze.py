@@ -1,0 +1,42 @@
+"""Lambda handler of the analyze stage (S3 event via SQS). Thin: parse, call the logic, map the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cliplake.adapters.queue import back_off
+from cliplake.adapters.rekognition import Backpressure
+from cliplake.analyze import AnalyzeResult, ObjectRef, analyze_object
+from cliplake.contracts import S3NotificationSqsRecord
+from cliplake.services import get_services
+
+logger = Logger(service="analyze")
+metrics = Metrics(namespace="cliplake", service="analyze")
+
+
+def record_handler(record: S3NotificationSqsRecord) -> None:
+    svc = get_services()
+    analyze = svc.idempotent(analyze_object, "ref")
+    for event in record.body.Records:
+        ref = ObjectRef(bucket=event.s3.bucket.name, key=event.s3.object.key, etag=event.s3.object.eTag or "")
+        try:
+            result = AnalyzeResult.model_validate(analyze(svc, ref=ref))
+        except Backpressure as err:
+            logger.info("Rekognition at its quota, backing off", extra={"key": ref.key, "reason": str(err)})
+            metrics.add_metric(name="Backpressure", unit=MetricUnit.Count, value=1)
+            back_off(record.eventSourceARN, record.receiptHandle, int(record.attributes.ApproximateReceiveCount))
+            raise
+        metrics.add_metric(name=f"Videos{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_services().idempotency_config.register_lambda_context(context)
+    processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationSqsRecord)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,32 @@
+"""Lambda handler of the finalize stage (Rekognition completion via SNS → SQS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cliplake.contracts import CompletionSqsRecord
+from cliplake.finalize import FinalizeResult, finalize_completion
+from cliplake.services import get_services
+
+logger = Logger(service="finalize")
+metrics = Metrics(namespace="cliplake", service="finalize")
+
+
+def record_handler(record: CompletionSqsRecord) -> None:
+    svc = get_services()
+    finalize = svc.idempotent(finalize_completion, "completion")
+    result = FinalizeResult.model_validate(finalize(svc, completion=record.body))
+    metrics.add_metric(name=f"Completions{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_services().idempotency_config.register_lambda_context(context)
+    processor = BatchProcessor(event_type=EventType.SQS, model=CompletionSqsRecord)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

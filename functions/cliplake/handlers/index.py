@@ -1,0 +1,34 @@
+"""Lambda handler of the index stage (S3 event of a `_labels.json` summary via SQS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cliplake.contracts import S3NotificationSqsRecord
+from cliplake.index import IndexResult, SummaryRef, index_summary
+from cliplake.services import get_services
+
+logger = Logger(service="index")
+metrics = Metrics(namespace="cliplake", service="index")
+
+
+def record_handler(record: S3NotificationSqsRecord) -> None:
+    svc = get_services()
+    index = svc.idempotent(index_summary, "ref")
+    for event in record.body.Records:
+        ref = SummaryRef(bucket=event.s3.bucket.name, key=event.s3.object.key, etag=event.s3.object.eTag or "")
+        result = IndexResult.model_validate(index(svc, ref=ref))
+        metrics.add_metric(name=f"Summaries{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_services().idempotency_config.register_lambda_context(context)
+    processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationSqsRecord)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,208 @@
+"""Merge the three Rekognition results of a video into the summary editors read (`<name>_labels.json`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from cliplake.contracts import (
+    Attribution,
+    JobKind,
+    JobProvenance,
+    LabelSegment,
+    ModerationFinding,
+    Provenance,
+    Shot,
+    TechnicalCue,
+    TopLabel,
+    VideoMetadata,
+    VideoSummary,
+)
+
+# Rekognition samples a video about every 500 ms: detections closer than this belong to one segment.
+MERGE_GAP_MS = 1000
+TOP_LABELS = 10
+
+
+def _span(item: dict[str, Any]) -> tuple[int, int]:
+    ts = int(item.get("Timestamp", 0))
+    return int(item.get("StartTimestampMillis", ts)), int(item.get("EndTimestampMillis", ts))
+
+
+def _names(entries: Iterable[dict[str, Any]] | None) -> list[str]:
+    return [e["Name"] for e in entries or [] if "Name" in e]
+
+
+def label_segments(items: list[dict[str, Any]]) -> list[LabelSegment]:
+    """Per-label time segments; TIMESTAMPS results are merged, SEGMENTS results kept (touching ones joined)."""
+    by_name: dict[str, list[LabelSegment]] = {}
+    for item in sorted(items, key=_span):
+        label = item["Label"]
+        start, end = _span(item)
+        seg = LabelSegment(
+            name=label["Name"],
+            start_ms=start,
+            end_ms=end,
+            max_confidence=round(float(label.get("Confidence", 0.0)), 3),
+            parents=_names(label.get("Parents")),
+            categories=_names(label.get("Categories")),
+            aliases=_names(label.get("Aliases")),
+            instances=len(label.get("Instances") or []),
+        )
+        segments = by_name.setdefault(seg.name, [])
+        last = segments[-1] if segments else None
+        if last and seg.start_ms - last.end_ms <= MERGE_GAP_MS:
+            last.end_ms = max(last.end_ms, seg.end_ms)
+            last.max_confidence = max(last.max_confidence, seg.max_confidence)
+            last.instances = max(last.instances, seg.instances)
+        else:
+            segments.append(seg)
+    out = [s for segs in by_name.values() for s in segs]
+    return sorted(out, key=lambda s: (s.start_ms, s.name))
+
+
+def top_labels(segments: list[LabelSegment], limit: int = TOP_LABELS) -> list[TopLabel]:
+    agg: dict[str, TopLabel] = {}
+    for s in segments:
+        t = agg.setdefault(s.name, TopLabel(name=s.name, max_confidence=0, total_ms=0, segments=0))
+        t.max_confidence = max(t.max_confidence, s.max_confidence)
+        t.total_ms += max(s.end_ms - s.start_ms, 0)
+        t.segments += 1
+        t.categories = sorted(set(t.categories) | set(s.categories))
+    return sorted(agg.values(), key=lambda t: (-t.max_confidence, -t.total_ms, t.name))[:limit]
+
+
+def moderation_findings(items: list[dict[str, Any]]) -> list[ModerationFinding]:
+    findings: list[ModerationFinding] = []
+    for item in sorted(items, key=_span):
+        m = item["ModerationLabel"]
+        start, end = _span(item)
+        prev = next((f for f in reversed(findings) if f.name == m["Name"]), None)
+        if prev and start - prev.end_ms <= MERGE_GAP_MS:
+            prev.end_ms = max(prev.end_ms, end)
+            prev.confidence = max(prev.confidence, round(float(m["Confidence"]), 3))
+            continue
+        findings.append(
+            ModerationFinding(
+                name=m["Name"],
+                parent_name=m.get("ParentName", ""),
+                taxonomy_level=m.get("TaxonomyLevel"),
+                confidence=round(float(m["Confidence"]), 3),
+                start_ms=start,
+                end_ms=end,
+            )
+        )
+    return findings
+
+
+def shots_and_cues(items: list[dict[str, Any]]) -> tuple[list[Shot], list[TechnicalCue]]:
+    shots, cues = [], []
+    for seg in items:
+        common = {
+            "start_ms": int(seg["StartTimestampMillis"]),
+            "end_ms": int(seg["EndTimestampMillis"]),
+            "start_timecode": seg.get("StartTimecodeSMPTE", ""),
+            "end_timecode": seg.get("EndTimecodeSMPTE", ""),
+        }
+        if seg.get("Type") == "SHOT":
+            shot = seg.get("ShotSegment", {})
+            shots.append(
+                Shot(
+                    index=int(shot.get("Index", len(shots))),
+                    confidence=round(float(shot.get("Confidence", 0.0)), 3),
+                    start_frame=seg.get("StartFrameNumber"),
+                    end_frame=seg.get("EndFrameNumber"),
+                    **common,
+                )
+            )
+        elif seg.get("Type") == "TECHNICAL_CUE":
+            cue = seg.get("TechnicalCueSegment", {})
+            cues.append(
+                TechnicalCue(type=cue.get("Type", ""), confidence=round(float(cue.get("Confidence", 0.0)), 3), **common)
+            )
+    return sorted(shots, key=lambda s: s.index), sorted(cues, key=lambda c: c.start_ms)
+
+
+def video_metadata(results: dict[JobKind, dict[str, Any]]) -> VideoMetadata:
+    meta: Any = results.get(JobKind.LABELS, {}).get("VideoMetadata") or results.get(JobKind.SEGMENTS, {}).get(
+        "VideoMetadata"
+    )
+    if isinstance(meta, list):
+        meta = meta[0] if meta else {}
+    meta = meta or {}
+    return VideoMetadata(
+        codec=meta.get("Codec", ""),
+        format=meta.get("Format", ""),
+        duration_ms=int(meta.get("DurationMillis", 0)),
+        frame_rate=float(meta.get("FrameRate", 0.0)),
+        width=int(meta.get("FrameWidth", 0)),
+        height=int(meta.get("FrameHeight", 0)),
+        color_range=meta.get("ColorRange", ""),
+    )
+
+
+_MODEL_VERSION_KEY = {
+    JobKind.LABELS: "LabelModelVersion",
+    JobKind.MODERATION: "ModerationModelVersion",
+}
+
+
+def _model_version(kind: JobKind, result: dict[str, Any]) -> str:
+    if kind is JobKind.SEGMENTS:
+        return ",".join(f"{t['Type']}:{t.get('ModelVersion', '')}" for t in result.get("SelectedSegmentTypes", []))
+    return result.get(_MODEL_VERSION_KEY[kind], "")
+
+
+def build_summary(
+    video: dict[str, Any], results: dict[JobKind, dict[str, Any]], bucket: str, now_iso: str
+) -> VideoSummary:
+    """`video` is the catalog record; `results` every page of each job, merged."""
+    segments = label_segments(results[JobKind.LABELS].get("Labels", []))
+    shots, cues = shots_and_cues(results[JobKind.SEGMENTS].get("Segments", []))
+    attribution = Attribution.model_validate(video.get("attribution") or {})
+    if video.get("transcoded"):
+        note = f"transcoded from {video.get('original_codec', 'the original codec')} to H.264 for analysis"
+        if note not in attribution.modifications:
+            attribution.modifications.append(note)
+    jobs = video.get("jobs", {})
+    return VideoSummary(
+        video_id=video["video_id"],
+        bucket=bucket,
+        raw_key=video["raw_key"],
+        source=video.get("source", ""),
+        campaign=video.get("campaign", ""),
+        filename=video.get("filename", ""),
+        video=video_metadata(results),
+        labels=segments,
+        top_labels=top_labels(segments),
+        moderation=moderation_findings(results[JobKind.MODERATION].get("ModerationLabels", [])),
+        shots=shots,
+        technical_cues=cues,
+        attribution=attribution,
+        credit_line=attribution.credit_line(),
+        provenance=Provenance(
+            raw_key=video["raw_key"],
+            raw_etag=video.get("raw_etag", ""),
+            analysed_key=video.get("analysed_key", video["raw_key"]),
+            transcoded=bool(video.get("transcoded")),
+            original_codec=video.get("original_codec", ""),
+            jobs={
+                kind: JobProvenance(
+                    job_id=jobs.get(kind.value, {}).get("job_id", result.get("JobId", "")),
+                    status=result.get("JobStatus", ""),
+                    api=_API[kind],
+                    model_version=_model_version(kind, result),
+                )
+                for kind, result in results.items()
+            },
+            analysis_started_at=video.get("analysis_started_at", ""),
+            summary_written_at=now_iso,
+        ),
+    )
+
+
+_API = {
+    JobKind.LABELS: "StartLabelDetection",
+    JobKind.MODERATION: "StartContentModeration",
+    JobKind.SEGMENTS: "StartSegmentDetection",
+}
