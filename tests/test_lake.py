@@ -14,13 +14,13 @@ from cliplake.lake import (
 
 
 def test_layout_round_trip():
-    key = raw_key("wikimedia", "travel", "Tour Eiffel, été.webm", ts="20260101_120000")
-    assert key == "media-raw/video/wikimedia/travel/20260101_120000/Tour Eiffel_ été.webm"
+    key = raw_key("wikimedia", "travel", "Tour Eiffel, été+1.webm", ts="20260101_120000")
+    assert key == "media-raw/video/wikimedia/travel/20260101_120000/Tour Eiffel, été+1.webm"
     raw = parse_raw_key(key)
     assert (raw.source, raw.campaign, raw.timestamp) == ("wikimedia", "travel", "20260101_120000")
-    assert raw.summary_key == "media-processed/video/wikimedia/travel/20260101_120000/Tour Eiffel_ été_labels.json"
-    assert raw.rendition_key.endswith("Tour Eiffel_ été_h264.mp4")
-    assert raw.job_result_key("labels").endswith("Tour Eiffel_ été.rekognition/labels.json")
+    assert raw.summary_key == "media-processed/video/wikimedia/travel/20260101_120000/Tour Eiffel, été+1_labels.json"
+    assert raw.rendition_key.endswith("Tour Eiffel, été+1_h264.mp4")
+    assert raw.job_result_key("labels").endswith("Tour Eiffel, été+1.rekognition/labels.json")
     assert summary_key_to_raw_stem(raw.summary_key) == raw.stem
 
 
@@ -44,7 +44,8 @@ def test_video_id_is_stable_and_tag_safe():
 
 def test_safe_filename_strips_separators_keeps_unicode():
     assert safe_filename("../../etc/passwd") == "passwd"
-    assert safe_filename("a/b\\c:d.mp4") == "c_d.mp4"
+    assert safe_filename("a/b\\c:d<e>#f.mp4") == "c_d_e_f.mp4"
+    assert safe_filename("clip ü+1 (b).webm") == "clip ü+1 (b).webm"
     assert safe_filename("Ünïcode clip.webm") == "Ünïcode clip.webm"
     assert safe_filename("") == "video"
 

@@ -90,6 +90,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         # Backpressure propagates: the message goes back to the queue and is retried later.
         svc.catalog.record_job(vid, kind, job_id)
         started[kind.value] = job_id
+    svc.catalog.set_status(vid, VideoStatus.ANALYZING, jobs_started_at=now_iso())
     logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": started})
     return AnalyzeResult(video_id=vid, outcome="started", jobs=started)
 

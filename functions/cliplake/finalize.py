@@ -21,6 +21,8 @@ from cliplake.summarize import build_summary
 
 logger = Logger(service="finalize", child=True)
 
+DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
+
 
 class UnknownJob(Exception):
     """A completion for a job the catalog does not (yet) know: retried, then dead-lettered."""
@@ -28,7 +30,7 @@ class UnknownJob(Exception):
 
 class FinalizeResult(BaseModel):
     video_id: str = ""
-    outcome: Literal["ignored", "waiting", "failed", "summarized", "stale"]
+    outcome: Literal["ignored", "waiting", "failed", "summarized", "stale", "duplicate"]
     summary_key: str = ""
     reason: str = ""
 
@@ -44,6 +46,8 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     known = video.get("jobs", {}).get(kind.value, {})
     if known.get("job_id") not in (None, completion.JobId):
         return FinalizeResult(video_id=vid, outcome="stale", reason="completion of a superseded job")
+    if known.get("status") == completion.Status and video.get("status") in DONE:
+        return FinalizeResult(video_id=vid, outcome="duplicate", reason=f"video already {video['status'].lower()}")
     raw = parse_raw_key(video["raw_key"])
 
     if completion.succeeded:
@@ -66,8 +70,15 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
 
     results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in JobKind}
     video["jobs"] = jobs
-    summary = build_summary(video, results, svc.settings.bucket, now_iso())
+    written_at = now_iso()
+    summary = build_summary(video, results, svc.settings.bucket, written_at)
     svc.lake.put_json(raw.summary_key, summary.model_dump_json(indent=2))
-    svc.catalog.set_status(vid, VideoStatus.SUMMARIZED, summary_key=raw.summary_key)
+    svc.catalog.set_status(
+        vid,
+        VideoStatus.SUMMARIZED,
+        summary_key=raw.summary_key,
+        summary_written_at=written_at,
+        last_completion_ms=completion.Timestamp or 0,
+    )
     logger.info("summary written", extra={"video_id": vid, "summary_key": raw.summary_key})
     return FinalizeResult(video_id=vid, outcome="summarized", summary_key=raw.summary_key)

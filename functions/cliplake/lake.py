@@ -24,7 +24,8 @@ RENDITION_SUFFIX = "_h264.mp4"
 SOURCES = ("wikimedia", "pixabay", "dropin", "samples")
 TS_FORMAT = "%Y%m%d_%H%M%S"
 _TS_RE = re.compile(r"^\d{8}_\d{6}$")
-_SAFE_NAME_RE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+# Characters AWS advises against in object keys, and control characters; letters, spaces and `+` stay.
+_UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f{}^%`\[\]\"<>~#|:*?]+")
 
 
 class LakeKeyError(ValueError):
@@ -103,7 +104,7 @@ def batch_timestamp(now: datetime | None = None) -> str:
 def safe_filename(name: str) -> str:
     """Keep a source's file name readable (unicode letters, spaces) but free of separators and controls."""
     name = posixpath.basename(name.replace("\\", "/")).strip()
-    name = _SAFE_NAME_RE.sub("_", name)
+    name = _UNSAFE_NAME_RE.sub("_", name)
     return name or "video"
 
 

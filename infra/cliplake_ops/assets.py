@@ -71,8 +71,8 @@ SAMPLES = [
 
 
 def _download_wheel(requirement: str, wheels: Path) -> Path:
-    name = requirement.split("==")[0].replace("-", "_").lower()
-    version = requirement.split("==")[1]
+    name, version = requirement.split("==", 1)
+    name = name.replace("-", "_").lower()
     found = [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}-")]
     if found:
         return found[0]

@@ -134,7 +134,8 @@ class Catalog:
                         "Update": {
                             "TableName": self.table,
                             "Key": stats_key(source),
-                            "UpdateExpression": "ADD raw :one",
+                            "UpdateExpression": "ADD #c :one",
+                            "ExpressionAttributeNames": {"#c": "raw"},
                             "ExpressionAttributeValues": {":one": {"N": "1"}},
                         }
                     },
@@ -209,7 +210,8 @@ class Catalog:
                         "Update": {
                             "TableName": self.table,
                             "Key": stats_key(source),
-                            "UpdateExpression": "ADD failed :one",
+                            "UpdateExpression": "ADD #c :one",
+                            "ExpressionAttributeNames": {"#c": "failed"},
                             "ExpressionAttributeValues": {":one": {"N": "1"}},
                         }
                     },
@@ -312,7 +314,8 @@ class Catalog:
                         "Update": {
                             "TableName": self.table,
                             "Key": stats_key(summary.source),
-                            "UpdateExpression": "ADD processed :one",
+                            "UpdateExpression": "ADD #c :one",
+                            "ExpressionAttributeNames": {"#c": "processed"},
                             "ExpressionAttributeValues": {":one": {"N": "1"}},
                         }
                     },

@@ -1,0 +1,65 @@
+"""Shared fixtures: one local cloud per test session, clips made with ffmpeg at test time."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cliplake.adapters.catalog import Catalog
+from cliplake.adapters.s3 import Lake
+from cliplake.media import ffmpeg_exe
+from cliplake.services import get_services
+from cliplake.settings import get_settings
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+
+
+def lavfi_cuts(sources: list[str], seconds: float, size: str = "320x240", rate: int = 25) -> list[str]:
+    """ffmpeg arguments for clips of `sources` joined with hard cuts every `seconds`."""
+    inputs: list[str] = []
+    for src in sources:
+        inputs += ["-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}:duration={seconds}"]
+    joined = "".join(f"[{i}:v]" for i in range(len(sources)))
+    return [*inputs, "-filter_complex", f"{joined}concat=n={len(sources)}:v=1:a=0[v]", "-map", "[v]"]
+
+
+@pytest.fixture(scope="session")
+def cloud():
+    """The local cloud (moto server with the stack from infra/template.yaml, dispatcher, Rekognition)."""
+    from cliplake_ops.localcloud.cloud import LocalCloud
+
+    with LocalCloud(port=0) as c:
+        get_settings.cache_clear()
+        get_services.cache_clear()
+        yield c
+    get_settings.cache_clear()
+    get_services.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def lake(cloud) -> Lake:
+    return Lake(cloud.outputs["MediaBucketName"], cloud.client("s3"))
+
+
+@pytest.fixture(scope="session")
+def catalog(cloud) -> Catalog:
+    return Catalog(cloud.outputs["CatalogTableName"], cloud.client("dynamodb"))
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Short real clips: H.264 MP4 with two hard cuts, a VP9 WebM with an odd name, a corrupt file."""
+    d = tmp_path_factory.mktemp("clips")
+    h264 = d / "cuts.mp4"
+    ffmpeg(*lavfi_cuts(["testsrc2", "smptebars", "mandelbrot"], 1.6), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(h264))  # fmt: skip
+    webm = d / "clip ü+1 b.webm"
+    ffmpeg(*lavfi_cuts(["testsrc2", "rgbtestsrc"], 1.2, size="322x242"), "-c:v", "libvpx-vp9", "-deadline",
+           "realtime", "-cpu-used", "8", "-b:v", "300k", str(webm))  # fmt: skip
+    corrupt = d / "broken.mp4"
+    corrupt.write_bytes(h264.read_bytes()[:64] + bytes(range(256)) * 64)
+    return {"h264": h264, "webm": webm, "corrupt": corrupt}
