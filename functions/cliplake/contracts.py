@@ -136,7 +136,7 @@ class Attribution(BaseModel):
     def credit_line(self) -> str:
         parts = [f'"{self.title}"' if self.title else "Untitled"]
         if self.author:
-            parts.append(f"by {self.author}")
+            parts[0] += f" by {self.author}"
         if self.licence:
             lic = f"{self.licence} ({self.licence_url})" if self.licence_url else self.licence
             parts.append(f"licensed under {lic}")

@@ -163,7 +163,7 @@ def test_credit_lines():
     lines = credits([a, a.to_attribution()])
     assert lines[0] == lines[1]
     assert lines[0] == (
-        '"Beach, waves", by Engin_Akyurt, licensed under Pixabay Content License '
+        '"Beach, waves" by Engin_Akyurt, licensed under Pixabay Content License '
         "(https://pixabay.com/service/license-summary/), via pixabay (https://pixabay.com/videos/beach-1/)"
     )
 

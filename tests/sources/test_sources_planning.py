@@ -164,7 +164,7 @@ def test_bundled_samples_are_offline_candidates():
     assert bunny.source == "samples" and bunny.download_url.startswith("file:///")
     assert bunny.size == SAMPLE_MP4.stat().st_size and len(bunny.sha1) == 40
     assert (bunny.licence, bunny.author) == ("CC BY 3.0", "Blender Foundation")
-    assert bunny.to_attribution().credit_line().startswith('"Big Buck Bunny (excerpt)", by Blender Foundation')
+    assert bunny.to_attribution().credit_line().startswith('"Big Buck Bunny (excerpt)" by Blender Foundation')
     found = SamplesSource(ASSETS).search("ignored", limit=1).candidates
     assert [c.source_id for c in found] == [samples[0].source_id]
 
