@@ -22,7 +22,7 @@ def lavfi_cuts(sources: list[str], seconds: float, size: str = "320x240", rate: 
     """ffmpeg arguments for clips of `sources` joined with hard cuts every `seconds`."""
     inputs: list[str] = []
     for src in sources:
-        inputs += ["-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}:duration={seconds}"]
+        inputs += ["-f", "lavfi", "-t", str(seconds), "-i", f"{src}=size={size}:rate={rate}"]
     joined = "".join(f"[{i}:v]" for i in range(len(sources)))
     return [*inputs, "-filter_complex", f"{joined}concat=n={len(sources)}:v=1:a=0[v]", "-map", "[v]"]
 

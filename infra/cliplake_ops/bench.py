@@ -45,7 +45,7 @@ def make_clips(directory: Path, n: int) -> list[Path]:
         src = SOURCES[i % len(SOURCES)]
         path = directory / f"bench_{i:02d}_{src}.mp4"
         subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{src}=size=320x240:rate=25:duration=2",
+            [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-t", "2", "-i", f"{src}=size=320x240:rate=25",
              "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
             check=True,
         )  # fmt: skip

@@ -1,0 +1,444 @@
+"""The embedded local cloud: moto server + the stack from `infra/template.yaml` + dispatcher + Rekognition.
+
+Everything listens on 127.0.0.1 and runs in this process (threads). The stack is deployed the way
+`sam deploy` does it (transform, upload the code, create_stack); then the few things moto's CloudFormation
+skips are applied from the same transformed template (see `_WIRING`), and the dispatcher plays the part of
+the SQS event source mappings, which are removed before create_stack because moto would consume the queues.
+
+    with LocalCloud() as cloud:
+        boto3.client("s3").put_object(Bucket=cloud.outputs["MediaBucketName"], Key="media-raw/...", Body=b"...")
+        cloud.wait_idle()
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from cliplake_ops.localcloud.dispatcher import (
+    Backoff,
+    Dispatcher,
+    Handler,
+    functions_from_template,
+    mappings_from_template,
+)
+from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+_SKIP_IN_ZIP = ("__pycache__", ".egg-info", ".pyc", ".pytest_cache")
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def free_port(host: str = HOST, port: int = 0) -> int:
+    """`port` if it can be bound (OSError otherwise), or any free port when 0."""
+    with socket.socket() as s:
+        s.bind((host, port))
+        return s.getsockname()[1]
+
+
+def zip_functions(root: Path = FUNCTIONS_DIR) -> bytes:
+    """The deployment package of `functions/` (sources only; dependencies come from the environment)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and not any(s in rel for s in _SKIP_IN_ZIP):
+                zf.write(path, rel)
+    return buf.getvalue()
+
+
+class LocalCloud:
+    """moto server + the deployed stack + the dispatcher + the Rekognition-compatible endpoint.
+
+    `start()` exports `env` into `os.environ` (and `stop()` restores it): boto3 and powertools in this
+    process, handlers included, reach the local cloud through `AWS_ENDPOINT_URL[_REKOGNITION]`.
+    `handlers` overrides functions' handlers by logical id (see `Dispatcher`); `backoff` sets the
+    visibility timeout given to failed messages.
+    """
+
+    _active: LocalCloud | None = None
+    _lock = threading.Lock()
+
+    def __init__(
+        self,
+        port: int = 0,
+        rekognition_port: int = 0,
+        start_dispatcher: bool = True,
+        template_path: str | Path | None = None,
+        *,
+        handlers: dict[str, Handler] | None = None,
+        backoff: Backoff | None = None,
+        stack_name: str = "cliplake",
+        parameters: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port
+        self.rekognition_port = rekognition_port
+        self.start_dispatcher = start_dispatcher
+        self.template_path = Path(template_path) if template_path else None
+        self.handlers = handlers
+        self.backoff = backoff
+        self.stack_name = stack_name
+        self.parameters = parameters or {}
+        self.endpoint_url = ""
+        self.env: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}
+        self.template: dict[str, Any] = {}  # the deployed (transformed) CloudFormation template
+        self.resolver: Resolver | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.rekognition: Any = None
+        self._moto: ThreadedMotoServer | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+    def start(self) -> LocalCloud:
+        with LocalCloud._lock:
+            if LocalCloud._active is not None:
+                raise RuntimeError(
+                    "one LocalCloud per process: moto's backends and os.environ are process-wide "
+                    f"(one is running at {LocalCloud._active.endpoint_url})"
+                )
+            LocalCloud._active = self
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCloud:
+        started = time.perf_counter()
+        self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
+        self.endpoint_url = f"http://{HOST}:{self.port}"
+        self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
+        if logging.getLogger("werkzeug").level == logging.NOTSET:  # one line per request otherwise
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
+        self._moto.start()
+        requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        self._deploy()
+        self._wire()
+        self._start_rekognition()
+        functions = functions_from_template(self.template, self.resolver)
+        self._export(_shared_environment(functions.values()))
+        if self.start_dispatcher:
+            self.dispatcher = Dispatcher(
+                mappings_from_template(self.template, self.resolver),
+                endpoint_url=self.endpoint_url,
+                region=REGION,
+                handlers=self.handlers,
+                backoff=self.backoff,
+            )
+            self.dispatcher.start()
+        log.info("local cloud up at %s in %.1f s", self.endpoint_url, time.perf_counter() - started)
+        return self
+
+    def stop(self) -> None:
+        if self.dispatcher:
+            self.dispatcher.stop()
+            self.dispatcher = None
+        if self.rekognition:
+            self.rekognition.stop()
+            self.rekognition = None
+        if self._moto:
+            try:  # moto's backends are process-global: leave them empty for the next cloud
+                requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
+            except requests.RequestException as exc:
+                log.warning("could not reset moto: %s", exc)
+            self._moto.stop()
+            self._moto = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
+        self._clients = {}
+        with LocalCloud._lock:
+            if LocalCloud._active is self:
+                LocalCloud._active = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local cloud (cached; boto3 clients are thread-safe)."""
+        if service not in self._clients:
+            session = boto3.session.Session()
+            self._clients[service] = session.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+        return self._clients[service]
+
+    def _export(self, variables: dict[str, str]) -> None:
+        for key, value in variables.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        self.env.update(variables)
+        self.env.pop("MOTO_PORT", None)
+
+    # ------------------------------------------------------------------------------------------- deploy
+    def _deploy(self) -> None:
+        """What `sam deploy` does: package the code to S3, transform, create the stack (minus the ESMs)."""
+        s3, cfn = self.client("s3"), self.client("cloudformation")
+        account = self.client("sts").get_caller_identity()["Account"]
+        code = zip_functions()
+        artifacts = f"{self.stack_name}-artifacts-{account}-{REGION}"
+        key = f"functions-{hashlib.sha256(code).hexdigest()[:16]}.zip"
+        s3.create_bucket(Bucket=artifacts)
+        s3.put_object(Bucket=artifacts, Key=key, Body=code)
+
+        self.template = transform(load_template(self.template_path), code_uri=f"s3://{artifacts}/{key}", region=REGION)
+        deployed = copy.deepcopy(self.template)
+        for lid in resources_of_type(deployed, "AWS::Lambda::EventSourceMapping"):
+            del deployed["Resources"][lid]  # moto would poll the queues itself; the dispatcher does it
+        _silence_moto_about(_WIRING)
+        cfn.create_stack(
+            StackName=self.stack_name,
+            TemplateBody=json.dumps(deployed),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = _wait_for_stack(cfn, self.stack_name)
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        physical = {}
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=self.stack_name):
+            for res in page["StackResourceSummaries"]:
+                if res.get("LogicalResourceId"):
+                    physical[res["LogicalResourceId"]] = res["PhysicalResourceId"]
+        self.resolver = Resolver(
+            self.template,
+            physical,
+            {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])},
+            region=REGION,
+            account_id=account,
+            stack_name=self.stack_name,
+            stack_id=stack["StackId"],
+        )
+
+    def _wire(self) -> None:
+        """Apply, from the template, what moto's CloudFormation accepts but does not do."""
+        for lid, res in self.template["Resources"].items():
+            apply = _WIRING.get(res["Type"])
+            if apply:
+                props = self.resolver.resolve(res.get("Properties", {}))
+                apply(self, self.resolver.physical_ids.get(lid, ""), props)
+                log.debug("wired %s (%s)", lid, res["Type"])
+
+    def _start_rekognition(self) -> None:
+        try:
+            from cliplake_ops.localcloud.rekognition.server import RekognitionServer
+        except ImportError:
+            log.warning("no local Rekognition endpoint (cliplake_ops.localcloud.rekognition.server missing)")
+            return
+        self.rekognition = RekognitionServer(host=HOST, port=self.rekognition_port, region=REGION)
+        self.rekognition.start()
+        self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
+
+    # --------------------------------------------------------------------------------------------- idle
+    def busy(self) -> list[str]:
+        """What still has work: mapped queues with messages (visible, in flight or delayed), running
+        handlers, Rekognition jobs."""
+        busy = []
+        if self.dispatcher:
+            sqs = self.client("sqs")
+            for m in self.dispatcher.mappings:
+                attrs = sqs.get_queue_attributes(QueueUrl=m.queue_url, AttributeNames=["All"])["Attributes"]
+                counts = {
+                    k.removeprefix("ApproximateNumberOfMessages") or "Visible": int(attrs.get(k, 0))
+                    for k in (
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    )
+                }
+                if any(counts.values()):
+                    busy.append(f"queue of {m.function.logical_id} {counts}")
+            busy += [f"handler {name} running" for name in self.dispatcher.busy()]
+        if self.rekognition and self.rekognition.busy():
+            busy.append("rekognition jobs queued/running")
+        return busy
+
+    def wait_idle(self, timeout: float = 120, interval: float = 0.05, stable_checks: int = 3) -> None:
+        """Block until nothing is busy for `stable_checks` consecutive checks; TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while True:
+            busy = self.busy()
+            idle = 0 if busy else idle + 1
+            if idle >= stable_checks:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"local cloud still busy after {timeout} s: {'; '.join(busy)}")
+            time.sleep(interval)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _wait_for_stack(cfn: Any, name: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {name} still {stack['StackStatus']}")
+        time.sleep(0.1)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events[:10]]
+        raise RuntimeError(f"stack {name} is {stack['StackStatus']}: {reasons}")
+    return stack
+
+
+class _SkippedTypesFilter(logging.Filter):
+    def __init__(self, types: Any) -> None:
+        super().__init__()
+        self.types = set(types)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "No Moto CloudFormation support for %s" and set(record.args or ()) & self.types)
+
+
+def _silence_moto_about(types: Any) -> None:
+    """moto warns (log + UserWarning) that its CloudFormation skips these types: `_wire` applies them."""
+    moto_log = logging.getLogger("moto")
+    if not any(isinstance(f, _SkippedTypesFilter) for f in moto_log.filters):
+        moto_log.addFilter(_SkippedTypesFilter(types))
+    for rtype in types:
+        warnings.filterwarnings("ignore", f"Tried to parse {rtype} but it's not supported", UserWarning)
+
+
+def _shared_environment(functions: Any) -> dict[str, str]:
+    """The functions' variables, merged: they run in one process, so they must agree."""
+    env: dict[str, str] = {}
+    for spec in functions:
+        for key, value in spec.environment.items():
+            if env.setdefault(key, value) != value:
+                log.warning("%s differs between functions; %s gets %r", key, spec.logical_id, env[key])
+    return env
+
+
+# ----------------------------------------------------------------------- what moto's CloudFormation skips
+def _wire_bucket(cloud: LocalCloud, bucket: str, props: dict[str, Any]) -> None:
+    s3 = cloud.client("s3")
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=props["VersioningConfiguration"])
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if "NotificationConfiguration" in props:
+        # S3 validates the destinations by sending an s3:TestEvent to each: consumers skip it, as in AWS.
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=_notification_to_api(props["NotificationConfiguration"])
+        )
+
+
+def _notification_to_api(cfn: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration -> the S3 API's."""
+
+    def filters(conf: dict[str, Any]) -> dict[str, Any]:
+        rules = conf.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        return {"Filter": {"Key": {"FilterRules": rules}}} if rules else {}
+
+    api: dict[str, Any] = {}
+    for section, target, api_target in (
+        ("QueueConfigurations", "Queue", "QueueArn"),
+        ("TopicConfigurations", "Topic", "TopicArn"),
+        ("LambdaConfigurations", "Function", "LambdaFunctionArn"),
+    ):
+        if cfn.get(section):
+            api[section] = [{api_target: c[target], "Events": [c["Event"]], **filters(c)} for c in cfn[section]]
+    if cfn.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        api["EventBridgeConfiguration"] = {}
+    return api
+
+
+def _wire_bucket_policy(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+    """moto enforces bucket policies; the local endpoint is plain HTTP on loopback, so statements about
+    `aws:SecureTransport` (deny-insecure-transport) are left out and the rest applied."""
+    document = dict(props["PolicyDocument"])
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    document["Statement"] = [s for s in statements if "aws:securetransport" not in json.dumps(s).lower()]
+    if document["Statement"]:
+        cloud.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+
+
+def _wire_queue_policy(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+    sqs = cloud.client("sqs")
+    for url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+
+
+def _wire_subscription(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+    sns = cloud.client("sns")
+    existing = sns.list_subscriptions_by_topic(TopicArn=props["TopicArn"])["Subscriptions"]
+    if any(s["Protocol"] == props["Protocol"] and s["Endpoint"] == props.get("Endpoint") for s in existing):
+        return
+    attributes = {}
+    if "RawMessageDelivery" in props:
+        attributes["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+    for key in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
+        if key in props:
+            attributes[key] = props[key] if isinstance(props[key], str) else json.dumps(props[key])
+    if "FilterPolicyScope" in props:
+        attributes["FilterPolicyScope"] = props["FilterPolicyScope"]
+    sns.subscribe(
+        TopicArn=props["TopicArn"],
+        Protocol=props["Protocol"],
+        Endpoint=props.get("Endpoint", ""),
+        Attributes=attributes,
+        ReturnSubscriptionArn=True,
+    )
+
+
+def _wire_table(cloud: LocalCloud, table: str, props: dict[str, Any]) -> None:
+    ddb = cloud.client("dynamodb")
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and str(ttl.get("Enabled")).lower() == "true":
+        status = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]["TimeToLiveStatus"]
+        if status != "ENABLED":
+            ddb.update_time_to_live(
+                TableName=table, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+            )
+    pitr = props.get("PointInTimeRecoverySpecification", {})
+    if str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
+        ddb.update_continuous_backups(
+            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+
+
+_WIRING = {
+    "AWS::S3::Bucket": _wire_bucket,
+    "AWS::S3::BucketPolicy": _wire_bucket_policy,
+    "AWS::SQS::QueuePolicy": _wire_queue_policy,
+    "AWS::SNS::Subscription": _wire_subscription,
+    "AWS::DynamoDB::Table": _wire_table,
+}
