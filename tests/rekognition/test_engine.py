@@ -1,0 +1,119 @@
+"""The analysis engine on clips with known content (no HTTP)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from cliplake_ops.localcloud.rekognition import decode
+from cliplake_ops.localcloud.rekognition.labels import Taxonomy, read_lemmas
+from cliplake_ops.localcloud.rekognition.results import smpte
+
+from .conftest import BLACK, CUTS, FPS, SEG
+
+
+def top_labels(analysis, n: int = 6) -> list[str]:
+    best: dict[str, float] = {}
+    for _, found in analysis.labels:
+        for name, conf in found.items():
+            best[name] = max(best.get(name, 0.0), conf)
+    return sorted(best, key=lambda k: -best[k])[:n]
+
+
+def test_metadata_from_the_stream(videos, analyse):
+    a = analyse(videos["cuts"])
+    assert (a.info.codec, a.info.format, a.info.width, a.info.height) == ("h264", "QuickTime / MOV", 320, 240)
+    assert a.info.fps == FPS
+    assert a.frames == 5 * SEG
+    assert abs(a.info.duration_ms - 5000) <= 40
+
+
+def test_audio_streams_are_described(videos, analyse):
+    assert analyse(videos["coffee"]).info.audio == (("aac", 44100, 1),)
+    assert analyse(videos["cuts"]).info.audio == ()
+
+
+def test_every_hard_cut_within_one_frame(videos, analyse):
+    a = analyse(videos["cuts"])
+    starts = [s.start for s in a.shots]
+    assert starts[0] == 0
+    assert len(starts) == len(CUTS) + 1, starts
+    for found, expected in zip(starts[1:], CUTS, strict=True):
+        assert abs(found - expected) <= 1, (starts, CUTS)
+    assert a.shots[-1].end == a.frames - 1
+
+
+def test_black_interval_is_a_black_frames_cue(videos, analyse):
+    a = analyse(videos["cuts"])
+    black = [c for c in a.cues if c.kind == "BlackFrames"]
+    assert len(black) == 1
+    assert abs(black[0].start - BLACK[0]) <= 1 and abs(black[0].end - BLACK[1]) <= 1
+    assert {c.kind for c in a.cues} == {"BlackFrames", "Content"}
+
+
+@pytest.mark.parametrize(
+    ("clip", "expected"),
+    [("chelsea", {"Cat", "Tabby Cat", "Egyptian Cat", "Tiger Cat"}), ("coffee", {"Coffee Cup", "Espresso", "Coffee"})],
+)
+def test_photo_subject_among_top_labels(videos, analyse, clip, expected):
+    top = top_labels(analyse(videos[clip]))
+    assert expected & set(top), top
+
+
+def test_person_found_on_pedestrians(people_clip, analyse):
+    a = analyse(people_clip)
+    with_people = [p for _, p in a.people if p]
+    assert len(with_people) >= 2
+    box = with_people[0][0]
+    assert 0 <= box.left < 1 and 0 <= box.top < 1 and 0 < box.width <= 1 and 0 < box.height <= 1
+
+
+def test_safe_clips_have_no_moderation_findings(videos, analyse):
+    for name in ("cuts", "chelsea", "coffee"):
+        assert all(score < 0.5 for _, score in analyse(videos[name]).moderation), name
+
+
+def test_webm_is_refused(videos, engine):
+    with pytest.raises(decode.UnsupportedVideo, match="Unsupported codec/format"):
+        engine.analyse(videos["vp9"])
+
+
+def test_garbage_is_refused(tmp_path: Path, engine):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    with pytest.raises(decode.UnsupportedVideo):
+        engine.analyse(bad)
+
+
+def test_taxonomy_parents_and_categories(assets):
+    tax = Taxonomy.load(read_lemmas(assets))
+    golden = tax.class_labels[207]
+    assert golden[:2] == ("Golden Retriever", "Dog")
+    dog = tax.labels["Dog"]
+    assert {"Animal", "Pet", "Mammal"} <= set(dog.parents)
+    assert dog.category == "Animals and Pets"
+    assert tax.labels["Seashore"].category == "Nature and Outdoors"
+    assert tax.labels["Sports Car"].category == "Vehicles and Automotive"
+
+
+def test_smpte_timecodes():
+    assert smpte(0, Fraction(25)) == "00:00:00:00"
+    assert smpte(150, Fraction(25)) == "00:00:06:00"
+    ntsc = Fraction(30000, 1001)
+    assert smpte(1799, ntsc) == "00:00:59;29"
+    assert smpte(1800, ntsc) == "00:01:00;02"  # frames 00 and 01 are dropped each minute
+    assert smpte(17982, ntsc) == "00:10:00;00"  # ...except every tenth minute
+
+
+def test_person_label_items_have_instances(people_clip, analyse, engine):
+    from cliplake_ops.localcloud.rekognition.results import label_items
+
+    items = label_items(analyse(people_clip), engine.label_catalogue(), {}, "TIMESTAMP", "TIMESTAMPS")
+    people = [it["Label"] for it in items if it["Label"]["Name"] == "Person"]
+    assert people
+    for label in people:
+        assert label["Parents"] == [] and label["Categories"] == [{"Name": "Person Description"}]
+        assert label["Instances"] and all(0 < i["BoundingBox"]["Height"] <= 1 for i in label["Instances"])
+        assert label["Confidence"] == max(i["Confidence"] for i in label["Instances"])
