@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.rekognition import Channel, Rekognition
@@ -30,24 +31,26 @@ class Services:
     rekognition: Rekognition
     channel: Channel
     sns: Any
-    idempotency_config: IdempotencyConfig = field(
-        default_factory=lambda: IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True)
-    )
-    _persistence: DynamoDBPersistenceLayer | None = None
-    _wrapped: dict[Callable[..., Any], Any] = field(default_factory=dict)
+    _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
 
-    def idempotent(self, fn: F, data_keyword_argument: str) -> F:
-        """Wrap a stage function with powertools idempotency, keyed by one of its (model) arguments."""
-        if fn not in self._wrapped:
-            if self._persistence is None:
-                self._persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
-            self._wrapped[fn] = idempotent_function(
-                fn,
-                data_keyword_argument=data_keyword_argument,
-                persistence_store=self._persistence,
-                config=self.idempotency_config,
+    def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
+        """`fn` wrapped with powertools idempotency, keyed by one of its (model) arguments.
+
+        Each function gets its own config and persistence layer: powertools configures a layer for the
+        function it wraps, so sharing one between functions that run side by side (the local cloud runs
+        every function in one process) would file records under the wrong function.
+        """
+        if fn not in self._idempotent:
+            config = IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True)
+            persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
+            wrapped = idempotent_function(
+                fn, data_keyword_argument=data_keyword_argument, persistence_store=persistence, config=config
             )
-        return self._wrapped[fn]
+            self._idempotent[fn] = (config, wrapped)
+        config, wrapped = self._idempotent[fn]
+        if context is not None:
+            config.register_lambda_context(context)
+        return wrapped
 
 
 def build_services(settings: Settings) -> Services:

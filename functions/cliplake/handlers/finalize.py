@@ -27,6 +27,6 @@ def record_handler(record: CompletionSqsRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_services().idempotency_config.register_lambda_context(context)
+    get_services().idempotent(finalize_completion, "completion", context)  # registers the context (in-progress expiry)
     processor = BatchProcessor(event_type=EventType.SQS, model=CompletionSqsRecord)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
