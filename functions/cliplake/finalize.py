@@ -21,7 +21,9 @@ from cliplake.summarize import build_summary
 
 logger = Logger(service="finalize", child=True)
 
-DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
+# A duplicate completion changes nothing once the video is indexed or failed. A SUMMARIZED video may still
+# be waiting for its summary (a crash between the status and the write), so the summary is written again.
+DONE = {VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
 
 
 class UnknownJob(Exception):
@@ -72,13 +74,15 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     video["jobs"] = jobs
     written_at = now_iso()
     summary = build_summary(video, results, svc.settings.bucket, written_at)
-    svc.lake.put_json(raw.summary_key, summary.model_dump_json(indent=2))
+    # The status goes first: the summary's S3 event starts the index stage, which must not be overtaken.
     svc.catalog.set_status(
         vid,
         VideoStatus.SUMMARIZED,
+        unless=VideoStatus.INDEXED,
         summary_key=raw.summary_key,
         summary_written_at=written_at,
         last_completion_ms=completion.Timestamp or 0,
     )
+    svc.lake.put_json(raw.summary_key, summary.model_dump_json(indent=2))
     logger.info("summary written", extra={"video_id": vid, "summary_key": raw.summary_key})
     return FinalizeResult(video_id=vid, outcome="summarized", summary_key=raw.summary_key)

@@ -57,7 +57,9 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         video = catalog.get_video(vid) or {}
-        if video.get("status") in {"INDEXED", "FAILED"}:
+        # moto applies an update's SET actions one by one: a concurrent read can see the status before the
+        # timestamp written with it, so wait for both.
+        if video.get("status") == "FAILED" or (video.get("status") == "INDEXED" and "indexed_at" in video):
             return video
         time.sleep(0.02)
     raise TimeoutError(f"{vid} not indexed after {timeout_s} s")

@@ -169,7 +169,8 @@ class Catalog:
                 raise
         return False
 
-    def set_status(self, video_id: str, status: VideoStatus, **fields: Any) -> None:
+    def set_status(self, video_id: str, status: VideoStatus, unless: VideoStatus | None = None, **fields: Any) -> bool:
+        """Set the status (and fields); with `unless`, leave a video already in that status alone."""
         names = {"#s": "status"}
         values = {":s": _to_ddb(status.value), ":now": _to_ddb(now_iso())}
         sets = ["#s = :s", "updated_at = :now"]
@@ -177,13 +178,24 @@ class Catalog:
             names[f"#f{i}"] = name
             values[f":f{i}"] = _to_ddb(value)
             sets.append(f"#f{i} = :f{i}")
-        self.client.update_item(
-            TableName=self.table,
-            Key=video_key(video_id),
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        condition = {}
+        if unless is not None:
+            values[":unless"] = _to_ddb(unless.value)
+            condition = {"ConditionExpression": "#s <> :unless"}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=video_key(video_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **condition,
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+        return True
 
     def mark_failed(self, video_id: str, source: str, reason: str) -> bool:
         """FAILED with a readable reason; counted once per video. Returns False if it had already failed."""
