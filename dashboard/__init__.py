@@ -1,0 +1,1 @@
+"""The cliplake dashboard (Streamlit): `cliplake dashboard` or `streamlit run dashboard/app.py`."""
