@@ -27,6 +27,12 @@ def lavfi_cuts(sources: list[str], seconds: float, size: str = "320x240", rate: 
     return [*inputs, "-filter_complex", f"{joined}concat=n={len(sources)}:v=1:a=0[v]", "-map", "[v]"]
 
 
+def pytest_collection_modifyitems(items):
+    """Tests on the shared local cloud run last. moto's backends are process-global: a test using `mock_aws`
+    or a moto server of its own resets them, which would wipe the deployed stack under the cloud's feet."""
+    items.sort(key=lambda item: "cloud" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def cloud():
     """The local cloud (moto server with the stack from infra/template.yaml, dispatcher, Rekognition)."""

@@ -39,6 +39,13 @@ OUTPUTS = {
     "RawVideoDLQUrl",
     "CompletionDLQUrl",
     "SummaryDLQUrl",
+    "BatchStateMachineArn",
+    "NotificationsTopicArn",
+    "BatchQueueUrl",
+    "IngestQueueUrl",
+    "BatchDLQUrl",
+    "IngestDLQUrl",
+    "CampaignsParameterPath",
 }
 
 
@@ -111,6 +118,8 @@ def test_every_queue_has_a_dead_letter_queue(cfn):
         "RawVideoQueue": 15,
         "CompletionQueue": 5,
         "SummaryQueue": 5,
+        "BatchQueue": 3,
+        "IngestQueue": 3,
     }
     assert all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues.values())
 
@@ -131,6 +140,8 @@ def test_each_function_is_fed_by_one_queue_with_partial_batch_responses(cfn):
         "AnalyzeFunction": ("RawVideoQueue", 1),
         "FinalizeFunction": ("CompletionQueue", 10),
         "IndexFunction": ("SummaryQueue", 10),
+        "BatchFunction": ("BatchQueue", 1),
+        "IngestFunction": ("IngestQueue", 1),
     }
 
 
@@ -148,6 +159,9 @@ def test_functions_share_the_environment_from_globals(cfn):
             "CLIPLAKE_REKOGNITION_ROLE_ARN",
             "CLIPLAKE_MAX_JOBS_IN_FLIGHT",
             "CLIPLAKE_CONTACT_EMAIL",
+            "CLIPLAKE_PIXABAY_SECRET_ID",
+            "CLIPLAKE_CAMPAIGNS_PARAMETER_PATH",
+            "CLIPLAKE_NOTIFICATIONS_TOPIC_ARN",
         } <= set(variables), lid
         assert variables["POWERTOOLS_SERVICE_NAME"] == "cliplake"
 
@@ -186,6 +200,119 @@ def test_bucket_notifications_route_raw_videos_and_summaries(sam):
         "SummaryQueue": {"prefix": "media-processed/", "suffix": "_labels.json"},
     }
     assert set(bucket["DependsOn"]) == {"RawVideoQueuePolicy", "SummaryQueuePolicy"}
+
+
+# ------------------------------------------------------------------------------------------------- batches
+def _statements(cfn: dict, role_id: str) -> list[dict]:
+    role = cfn["Resources"][role_id]["Properties"]
+    return [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
+
+
+def _states(definition: dict) -> dict:
+    """Every state of an ASL definition, nested Map/Parallel states included."""
+    out = {}
+    for name, state in definition["States"].items():
+        out[name] = state
+        for inner in [state.get("ItemProcessor") or state.get("Iterator"), *state.get("Branches", [])]:
+            if inner:
+                out.update(_states(inner))
+    return out
+
+
+def test_batch_state_machine_waits_on_task_tokens_without_polling(sam, cfn):
+    machine = sam["Resources"]["BatchStateMachine"]["Properties"]
+    assert machine["Type"] == "STANDARD"  # Express workflows cannot wait for task tokens
+    assert machine["DefinitionUri"] == "statemachine/batch.asl.json"
+    definition = json.loads((TEMPLATE_PATH.parent / machine["DefinitionUri"]).read_text())
+    states = _states(definition)
+    assert not [n for n, s in states.items() if s["Type"] == "Wait"]
+    tasks = {n: s for n, s in states.items() if s["Type"] == "Task"}
+    assert not [n for n, s in tasks.items() if "lambda" in s["Resource"]]
+    waits = {n for n, s in tasks.items() if s["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"}
+    assert waits == {"Plan", "Video", "Summarize"}
+    for name in waits:
+        body = tasks[name]["Parameters"]["MessageBody"]
+        assert body["token.$"] == "$$.Task.Token" and body["batch_id.$"] == "$$.Execution.Name"
+        assert tasks[name]["TimeoutSeconds"] > 0
+    assert tasks["Notify"]["Resource"] == "arn:aws:states:::sns:publish"
+    items = definition["States"]["Items"]
+    assert items["Type"] == "Map" and items["MaxConcurrencyPath"] == "$.plan.max_concurrency"
+    [catch] = tasks["Video"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and states[catch["Next"]]["Type"] == "Pass"
+    text = json.dumps(definition)
+    assert set(machine["DefinitionSubstitutions"]) == {p.split("}")[0] for p in text.split("${")[1:]}, (
+        "every placeholder substituted, every substitution used"
+    )
+    statements = _statements(cfn, "BatchStateMachineRole")
+    assert {a for s in statements for a in _as_list(s["Action"])} == {"sqs:SendMessage", "sns:Publish"}
+
+
+def test_weekly_schedule_starts_the_batch_with_a_least_privilege_role(sam):
+    schedule = sam["Resources"]["WeeklyBatchSchedule"]["Properties"]
+    assert _ref_id(schedule["ScheduleExpression"]) == "ScheduleExpression"
+    assert sam["Parameters"]["ScheduleExpression"]["Default"] == "cron(0 6 ? * MON *)"
+    assert _ref_id(schedule["Target"]["Arn"]) == "BatchStateMachine"
+    assert json.loads(schedule["Target"]["Input"]) == {"campaign": "", "batch_size": 2, "trigger": "schedule"}
+    role = sam["Resources"][_ref_id(schedule["Target"]["RoleArn"])]["Properties"]
+    [statement] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == "states:StartExecution" and _ref_id(statement["Resource"]) == "BatchStateMachine"
+
+
+def test_every_dead_letter_queue_alarms_to_the_notifications_topic(cfn):
+    queues = resources_of_type(cfn, "AWS::SQS::Queue")
+    dlqs = {_ref_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in queues.values()
+            if "RedrivePolicy" in q["Properties"]}  # fmt: skip
+    alarmed = {}
+    for alarm in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        assert props["MetricName"] == "ApproximateNumberOfMessagesVisible" and props["Threshold"] == 0
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert [_ref_id(a) for a in props["AlarmActions"]] == ["NotificationsTopic"]
+        alarmed[_ref_id(props["Dimensions"][0]["Value"])] = alarm
+    assert set(alarmed) == dlqs
+
+
+def test_email_subscription_only_with_an_address(sam):
+    sub = sam["Resources"]["NotificationEmailSubscription"]
+    assert sub["Condition"] == "HasNotificationEmail" and sub["Properties"]["Protocol"] == "email"
+    assert sam["Parameters"]["NotificationEmail"]["Default"] == ""
+
+
+def test_task_token_permissions_are_scoped_to_the_state_machine(cfn):
+    for fn in ("AnalyzeFunction", "FinalizeFunction", "IndexFunction", "BatchFunction", "IngestFunction"):
+        statements = [s for s in _statements(cfn, f"{fn}Role") if any(a.startswith("states:") for a in
+                                                                          _as_list(s["Action"]))]  # fmt: skip
+        assert len(statements) == 1, fn
+        assert set(statements[0]["Action"]) == {"states:SendTaskSuccess", "states:SendTaskFailure"}, fn
+        assert _ref_id(statements[0]["Resource"]) == "BatchStateMachine", fn
+
+
+def test_batch_and_ingest_reach_only_their_resources(cfn):
+    batch = _statements(cfn, "BatchFunctionRole")
+    ssm = [s for s in batch if any(a.startswith("ssm:") for a in _as_list(s["Action"]))]
+    for s in ssm:
+        for resource in _as_list(s["Resource"]):
+            sub = resource["Fn::Sub"]
+            assert ":parameter${ParameterPrefix}/campaigns" in sub or sub.endswith("/current-campaign"), sub
+    put = [s for s in ssm if "ssm:PutParameter" in _as_list(s["Action"])]
+    assert [s["Resource"]["Fn::Sub"].rsplit("/", 1)[-1] for s in put] == ["current-campaign"]
+    [secret] = [s for s in batch if "secretsmanager:GetSecretValue" in _as_list(s["Action"])]
+    assert _ref_id(secret["Resource"]) == "PixabaySecret"
+    assert not [s for s in batch if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
+    ingest = _statements(cfn, "IngestFunctionRole")
+    writes = [s for s in ingest if "s3:PutObject" in _as_list(s["Action"])]
+    assert [s["Resource"]["Fn::Sub"] for s in writes] == ["${MediaBucket.Arn}/media-raw/*"]
+
+
+def test_campaigns_are_seeded_in_parameter_store(sam):
+    from cliplake.sources.planning import DEFAULT_CAMPAIGNS
+
+    params = resources_of_type(sam, "AWS::SSM::Parameter")
+    names = {p["Properties"]["Name"]["Fn::Sub"].rsplit("/", 1)[-1]: p["Properties"] for p in params.values()}
+    assert set(names) == {*DEFAULT_CAMPAIGNS, "current-campaign"}
+    for name, queries in DEFAULT_CAMPAIGNS.items():
+        assert json.loads(names[name]["Value"]) == {"queries": queries}
+    assert names["current-campaign"]["Value"] in DEFAULT_CAMPAIGNS
 
 
 # ------------------------------------------------------------------------------------------ package size

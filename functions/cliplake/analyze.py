@@ -17,7 +17,8 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.adapters.rekognition import API_NAME, InvalidVideo
+from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
+from cliplake.batches import BATCH_ID_METADATA, complete_video
 from cliplake.contracts import Attribution, JobKind, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, probe, transcode_to_h264
@@ -53,7 +54,10 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         return AnalyzeResult(video_id=raw.video_id, outcome="skipped", reason="object no longer exists")
     vid = raw.video_id
     attribution = Attribution.from_metadata(info.metadata) or Attribution(title=raw.filename, source=raw.source)
-    svc.catalog.register_video(vid, raw.key, info.etag, info.size, raw.source, raw.campaign, raw.filename, attribution)
+    svc.catalog.register_video(
+        vid, raw.key, info.etag, info.size, raw.source, raw.campaign, raw.filename, attribution,
+        batch_id=info.metadata.get(BATCH_ID_METADATA, ""),
+    )  # fmt: skip
     video = svc.catalog.get_video(vid) or {}
     if video.get("raw_etag") != info.etag:  # a newer version arrived meanwhile: its own event handles it
         return AnalyzeResult(video_id=vid, outcome="skipped", reason="superseded by a newer version")
@@ -69,6 +73,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         reason = str(err)
         svc.catalog.mark_failed(vid, raw.source, reason)
         logger.warning("video rejected", extra={"video_id": vid, "key": raw.key, "reason": reason})
+        complete_video(svc, vid, ok=False, reason=reason)
         return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
 
     svc.catalog.set_status(
@@ -80,12 +85,18 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         original_container=probed.container.split(",")[0],
         analysis_started_at=video.get("analysis_started_at") or now_iso(),
     )
+    # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off.
+    bound = svc.settings.max_jobs_in_flight
+    if not svc.catalog.acquire_job_slots(vid, len(JobKind), bound):
+        raise Backpressure(f"{bound} Rekognition jobs in flight already")
     started: dict[str, str] = {}
     for kind in JobKind:
         try:
             job_id = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
         except InvalidVideo as err:
             svc.catalog.mark_failed(vid, raw.source, str(err))
+            svc.catalog.release_job_slots(vid)
+            complete_video(svc, vid, ok=False, reason=str(err))
             return AnalyzeResult(video_id=vid, outcome="failed", jobs=started, reason=str(err))
         # Backpressure propagates: the message goes back to the queue and is retried later.
         svc.catalog.record_job(vid, kind, job_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -272,4 +272,108 @@ class VideoStatus(StrEnum):
 class JobState(BaseModel):
     job_id: str
     status: str = "IN_PROGRESS"
+    message: str = ""
+
+
+# ------------------------------------------------------------------------------------------------ batches
+class BatchTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    DASHBOARD = "dashboard"
+    SMOKE = "smoke"
+
+
+class BatchStatus(StrEnum):
+    PLANNING = "PLANNING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class BatchInput(BaseModel):
+    """The execution input: from the schedule, `cliplake run`, the dashboard or `cliplake smoke`.
+    An empty campaign means the current one (SSM `/cliplake/current-campaign`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    campaign: str = ""
+    batch_size: int = Field(default=2, ge=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    trigger: BatchTrigger = BatchTrigger.MANUAL
+
+
+class PlanTask(BaseModel):
+    """BatchQueue message of the Plan state (`sqs:sendMessage.waitForTaskToken`)."""
+
+    task: Literal["plan"]
+    token: str
+    batch_id: str
+    execution_arn: str = ""
+    input: BatchInput = Field(default_factory=BatchInput)
+
+
+class SummarizeTask(BaseModel):
+    """BatchQueue message of the Summarize state: the Map's results (one per item: the index stage's output,
+    or the Catch's failure record)."""
+
+    task: Literal["summarize"]
+    token: str
+    batch_id: str
+    execution_arn: str = ""
+    results: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BatchItem(BaseModel):
+    """One planned video: where it will land in the lake, and the candidate to download (a `Candidate` dump)."""
+
+    video_id: str
+    source: str
+    source_id: str = ""
+    title: str = ""
+    raw_key: str
+    candidate: dict[str, Any]
+
+
+class ItemInput(BaseModel):
+    batch_id: str
+    campaign: str
+    ts: str
+    item: BatchItem
+
+
+class ItemTask(BaseModel):
+    """IngestQueue message of one Map iteration (`sqs:sendMessage.waitForTaskToken`)."""
+
+    token: str
+    batch_id: str
+    input: ItemInput
+
+
+class BatchFailure(BaseModel):
+    video_id: str
+    title: str = ""
+    reason: str
+
+
+class BatchLabel(BaseModel):
+    name: str
+    videos: int
+    max_confidence: float
+
+
+class BatchSummary(BaseModel):
+    """What the Summarize state returns; the state machine publishes `subject`/`message` to the topic."""
+
+    batch_id: str
+    campaign: str = ""
+    trigger: str = ""
+    offline: bool = False
+    received: int = 0
+    processed: int = 0
+    failed: int = 0
+    failures: list[BatchFailure] = Field(default_factory=list)
+    top_labels: list[BatchLabel] = Field(default_factory=list)
+    started_at: str = ""
+    ended_at: str = ""
+    subject: str = ""
     message: str = ""

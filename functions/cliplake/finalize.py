@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
+from cliplake.batches import complete_video
 from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services
@@ -65,11 +66,14 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     if failed:
         reason = "; ".join(f"{k} job {j['status']}: {j.get('message', '')}" for k, j in sorted(failed.items()))
         svc.catalog.mark_failed(vid, video.get("source", raw.source), reason)
+        svc.catalog.release_job_slots(vid)  # every job of the video has ended or will never be waited for
         logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
+        complete_video(svc, vid, ok=False, reason=reason)
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
     if not all(jobs.get(k.value, {}).get("status") == "SUCCEEDED" for k in JobKind):
         return FinalizeResult(video_id=vid, outcome="waiting")
 
+    svc.catalog.release_job_slots(vid)  # all three jobs ended
     results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in JobKind}
     video["jobs"] = jobs
     written_at = now_iso()

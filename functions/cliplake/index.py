@@ -10,6 +10,7 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
+from cliplake.batches import complete_video
 from cliplake.contracts import VideoSummary
 from cliplake.lake import LakeKeyError, summary_key_to_raw_stem
 from cliplake.services import Services
@@ -48,4 +49,5 @@ def index_summary(svc: Services, ref: SummaryRef) -> IndexResult:
         reason = f"invalid summary {ref.key}: {err.error_count()} errors, first: {err.errors()[0]['msg']}"
         raise InvalidSummary(reason) from err
     changed = svc.catalog.index_summary(summary, ref.key, info.etag)
+    complete_video(svc, summary.video_id, ok=True, top_labels=summary.top_labels)
     return IndexResult(video_id=summary.video_id, outcome="indexed" if changed else "unchanged")

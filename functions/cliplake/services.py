@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.rekognition import Channel, Rekognition
 from cliplake.adapters.s3 import Lake
+from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.settings import Settings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +32,9 @@ class Services:
     rekognition: Rekognition
     channel: Channel
     sns: Any
+    tokens: TaskTokens | None = None
+    ssm: Any = None
+    secrets: Any = None
     _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
 
     def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
@@ -65,6 +69,9 @@ def build_services(settings: Settings) -> Services:
         ),
         channel=Channel(settings.rekognition_topic_arn, settings.rekognition_role_arn),
         sns=boto3.client("sns"),
+        tokens=TaskTokens(boto3.client("stepfunctions")),
+        ssm=boto3.client("ssm"),
+        secrets=boto3.client("secretsmanager"),
     )
 
 

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     max_height: int = Field(default=720, description="Largest rendition height downloaded from a source.")
     max_duration_s: float = Field(default=600.0, description="Longest video a batch takes from a source.")
     max_size_mb: float = Field(default=500.0, description="Largest video a batch takes from a source.")
+    assets_dir: str = Field(default="", description="Bundled sample videos (the offline source); empty on AWS.")
+    # Batches (the Step Functions wrapper).
+    batch_state_machine_arn: str = Field(default="", description="The batch state machine.")
+    notifications_topic_arn: str = Field(default="", description="SNS topic of batch summaries and alarms.")
+    max_batch_size: int = Field(default=100, ge=1, description="Most videos one batch plans.")
+    default_max_concurrency: int = Field(default=5, ge=1, le=40, description="Videos a batch has in flight.")
+    source_timeout_s: float = Field(default=10.0, gt=0, description="Connect/read timeout of source searches.")
+
+    @property
+    def current_campaign_parameter(self) -> str:
+        """`/cliplake/current-campaign` next to the campaigns path `/cliplake/campaigns`."""
+        parent = self.campaigns_parameter_path.rstrip("/").rsplit("/", 1)[0]
+        return f"{parent}/current-campaign"
 
 
 @lru_cache(maxsize=1)

@@ -4,11 +4,15 @@
    summary → indexed), from the catalog's timestamps and the completion messages' own timestamps. Videos are
    put one at a time, so each hop's pickup and work are measured, not queueing behind other videos.
 2. The local analysis engine against a bare decode of the same file (when the engine provides `bench.run`).
+3. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
+   beside a 30-second polling design, from public per-request prices.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import statistics
 import subprocess
 import sys
@@ -113,11 +117,105 @@ def report_hops(hops: dict[str, list[float]]) -> bool:
     return ok
 
 
+# ------------------------------------------------------------------------------------------ cost model (AWS)
+# Public on-demand prices, us-east-1, as listed on the services' pricing pages (checked for this model):
+PRICE_SFN_STANDARD_TRANSITION = 0.025 / 1000  # USD; https://aws.amazon.com/step-functions/pricing/
+PRICE_LAMBDA_REQUEST = 0.20 / 1_000_000  # USD, requests only; https://aws.amazon.com/lambda/pricing/
+PRICE_SQS_REQUEST = 0.40 / 1_000_000  # USD, standard queue; https://aws.amazon.com/sqs/pricing/
+PRICE_SNS_PUBLISH = 0.50 / 1_000_000  # USD; SNS→SQS deliveries are free; https://aws.amazon.com/sns/pricing/
+SQS_REQUESTS_PER_MESSAGE = 3  # send + receive + delete (Lambda's event source mapping receives and deletes)
+POLL_INTERVAL_S = 30
+ASL_PATH = Path(__file__).resolve().parents[1] / "statemachine" / "batch.asl.json"
+
+
+def _count_states(states: dict) -> tuple[int, int]:
+    """(states per batch, states per item on the success path) of the batch definition."""
+    per_batch, per_item = 0, 0
+    for state in states.values():
+        per_batch += 1
+        inner = state.get("ItemProcessor") or state.get("Iterator")
+        if inner:
+            name = inner["StartAt"]
+            while name:  # follow the success path of one item
+                per_item += 1
+                nxt = inner["States"][name]
+                name = None if nxt.get("End") else nxt.get("Next")
+    return per_batch, per_item
+
+
+def cost_per_video(batch_size: int = 2, definition: dict | None = None) -> dict[str, float]:
+    """Requests per video of this design on AWS, counted from the definition and the choreography."""
+    definition = definition or json.loads(ASL_PATH.read_text())
+    per_batch, per_item = _count_states(definition["States"])
+    jobs = 3  # labels, moderation, segments
+    tasks_per_batch = sum(
+        1 for s in definition["States"].values() if s.get("Resource", "").endswith("waitForTaskToken")
+    )  # plan + summarize: one BatchQueue message and one BatchFunction invocation each
+    counts = {
+        "state transitions": per_item + per_batch / batch_size,
+        # ingest, analyze, finalize (one per job completion at worst), index; plus plan/summarize per batch
+        "lambda invocations": 1 + 1 + jobs + 1 + tasks_per_batch / batch_size,
+        # messages: item (IngestQueue), raw S3 event, job completions, summary S3 event; plus batch tasks
+        "sqs requests": SQS_REQUESTS_PER_MESSAGE * (1 + 1 + jobs + 1 + tasks_per_batch / batch_size),
+        # Rekognition's completions; the batch summary
+        "sns publishes": jobs + 1 / batch_size,
+    }
+    return counts
+
+
+def cost_per_video_polling(analysis_s: float, batch_size: int = 2) -> dict[str, float]:
+    """The same work driven by a 30-second polling loop (Start jobs → Wait 30 s → Get status → Choice, repeated)
+    with direct Lambda task states, and the same plan/summary around it."""
+    polls = max(1, math.ceil(analysis_s / POLL_INTERVAL_S))
+    per_item_states = 1 + 3 * polls + 1 + 1  # ingest+start, (Wait, Get, Choice) x polls, finalize, index
+    return {
+        "state transitions": per_item_states + 3 / batch_size,  # plan, map, summary+notify amortised
+        "lambda invocations": 1 + polls + 1 + 1 + 2 / batch_size,
+        "sqs requests": 0.0,
+        "sns publishes": 1 / batch_size,
+    }
+
+
+def dollars(counts: dict[str, float]) -> float:
+    return (
+        counts["state transitions"] * PRICE_SFN_STANDARD_TRANSITION
+        + counts["lambda invocations"] * PRICE_LAMBDA_REQUEST
+        + counts["sqs requests"] * PRICE_SQS_REQUEST
+        + counts["sns publishes"] * PRICE_SNS_PUBLISH
+    )
+
+
+def report_costs(batch_size: int = 2, analysis_times_s: tuple[float, ...] = (60, 300, 1800)) -> None:
+    ours = cost_per_video(batch_size)
+    print(f"\nCost model per video on AWS (requests only, batch of {batch_size}; Rekognition, S3 and Lambda")
+    print("duration are the same in both designs and left out). Prices: Step Functions Standard")
+    prices = (
+        f"${PRICE_SFN_STANDARD_TRANSITION * 1000:.3f}/1k transitions, Lambda ${PRICE_LAMBDA_REQUEST * 1e6:.2f}/1M "
+        f"requests, SQS ${PRICE_SQS_REQUEST * 1e6:.2f}/1M, SNS ${PRICE_SNS_PUBLISH * 1e6:.2f}/1M (us-east-1)."
+    )
+    print(prices)
+    header = f"  {'design':38} {'transitions':>11} {'lambda':>7} {'sqs':>6} {'sns':>5} {'USD/video':>11} {'USD/1k':>8}"
+    print(header)
+
+    def row(label: str, c: dict[str, float]) -> None:
+        usd = dollars(c)
+        print(f"  {label:38} {c['state transitions']:11.1f} {c['lambda invocations']:7.1f} "
+              f"{c['sqs requests']:6.1f} {c['sns publishes']:5.1f} {usd:11.7f} {usd * 1000:8.4f}")  # fmt: skip
+
+    row("task tokens (this design, any T)", ours)
+    for t in analysis_times_s:
+        row(f"30 s polling, analysis T = {t:.0f} s", cost_per_video_polling(t, batch_size))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cliplake-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=12, help="videos for the per-hop latency (≥ 10)")
     parser.add_argument("--skip-engine", action="store_true", help="skip the analysis-engine benchmark")
+    parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
     args = parser.parse_args(argv)
+    report_costs()
+    if args.cost_only:
+        return 0
     report_hops(bench_hops(args.videos))
     if not args.skip_engine:
         try:

@@ -5,6 +5,7 @@
     cliplake drop FILE... --campaign NAME       upload to media-raw/video/dropin/<campaign>/<ts>/
     cliplake videos [--label NAME] [--campaign NAME] [--source NAME]
     cliplake show VIDEO_ID
+    cliplake dashboard [--port N] [--headless]  the Streamlit dashboard (dashboard/app.py)
 
 `drop`, `videos` and `show` work against the local cloud (export what `cliplake up` prints) and against a real
 AWS account alike: resources come from CLIPLAKE_* variables or from the stack's outputs (`--stack`).
@@ -42,11 +43,13 @@ def say(msg: str) -> None:
 def resolve_settings(stack: str) -> Settings:
     """CLIPLAKE_* variables first; what they leave empty comes from the stack's outputs."""
     settings = get_settings().model_copy()
-    if settings.bucket and settings.catalog_table:
+    if settings.bucket and settings.catalog_table and settings.batch_state_machine_arn:
         return settings
     try:
         stack_desc = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as err:
+        if settings.bucket and settings.catalog_table:
+            return settings  # batches unavailable; the other commands work
         raise SystemExit(
             f"cliplake: no CLIPLAKE_BUCKET/CLIPLAKE_CATALOG_TABLE set and stack {stack!r} not readable ({err}).\n"
             "Start the local cloud with `cliplake up` and export what it prints, or deploy with `sam deploy`."
@@ -54,6 +57,10 @@ def resolve_settings(stack: str) -> Settings:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack_desc.get("Outputs", [])}
     settings.bucket = settings.bucket or outputs.get("MediaBucketName", "")
     settings.catalog_table = settings.catalog_table or outputs.get("CatalogTableName", "")
+    settings.batch_state_machine_arn = settings.batch_state_machine_arn or outputs.get("BatchStateMachineArn", "")
+    settings.notifications_topic_arn = settings.notifications_topic_arn or outputs.get("NotificationsTopicArn", "")
+    if outputs.get("CampaignsParameterPath"):
+        settings.campaigns_parameter_path = outputs["CampaignsParameterPath"]
     return settings
 
 
@@ -193,6 +200,61 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """`streamlit run dashboard/app.py` with the current environment (CLIPLAKE_*, AWS_*), in this process."""
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    app = root / "dashboard" / "app.py"
+    if not app.is_file():
+        raise SystemExit(f"cliplake dashboard: {app} not found (run from a checkout of cliplake)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+    cmd += ["--browser.gatherUsageStats", "false"]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    os.chdir(root)
+    os.execve(sys.executable, cmd, env)  # noqa: S606 - streamlit replaces this process (signals reach it)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cliplake_ops.batchops import follow_batch, print_summary, start_batch
+
+    settings = resolve_settings(args.stack)
+    name, arn = start_batch(settings, args.campaign, args.batch_size, args.max_concurrency)
+    print(f"{name}  {arn}")
+    if not args.wait:
+        return 0
+    execution, record = follow_batch(Catalog(settings.catalog_table), arn, name, args.timeout)
+    print_summary(execution, record)
+    return 0 if execution["status"] == "SUCCEEDED" else 1
+
+
+def cmd_credits(args: argparse.Namespace) -> int:
+    from cliplake_ops.batchops import credit_lines
+
+    lines = credit_lines(Catalog(resolve_settings(args.stack).catalog_table), args.campaign, args.limit)
+    for line in lines:
+        print(line)
+    if not lines:
+        say("no indexed videos")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from cliplake_ops.batchops import fire_schedule
+
+    for arn in fire_schedule(resolve_settings(args.stack), args.name):
+        print(arn)
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from cliplake_ops.batchops import smoke
+
+    return smoke(resolve_settings(args.stack), args.timeout, args.campaign)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cliplake", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the pipeline end to end on the bundled samples")
     demo.add_argument("--timeout", type=float, default=600)
     demo.set_defaults(fn=cmd_demo)
+
+    dash = sub.add_parser("dashboard", help="run the Streamlit dashboard")
+    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument("--headless", action="store_true", help="don't open a browser")
+    dash.set_defaults(fn=cmd_dashboard)
 
     for name, fn, helptext in (
         ("drop", cmd_drop, "upload videos into the lake"),
@@ -226,6 +293,32 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--limit", type=int, default=50)
         else:
             sp.add_argument("video_id")
+
+    run = sub.add_parser("run", help="start a batch (plan, ingest, analyse, index, summary email)")
+    run.add_argument("--campaign", default="", help="campaign name (becomes the current one); empty: current")
+    run.add_argument("--batch-size", type=int, default=2)
+    run.add_argument("--max-concurrency", type=int, default=None, help="videos in flight (default 5)")
+    run.add_argument("--wait", action="store_true", help="follow the batch and print its summary")
+    run.add_argument("--timeout", type=float, default=3600)
+    run.set_defaults(fn=cmd_run)
+
+    credits = sub.add_parser("credits", help="credit lines of the indexed videos")
+    credits.add_argument("--campaign")
+    credits.add_argument("--limit", type=int, default=200)
+    credits.set_defaults(fn=cmd_credits)
+
+    schedule = sub.add_parser("schedule", help="the weekly schedule")
+    schedule.add_argument("action", choices=["fire"], help="fire: start the scheduled batch now")
+    schedule.add_argument("--name", help="one schedule by name (default: every schedule of the state machine)")
+    schedule.set_defaults(fn=cmd_schedule)
+
+    smoke = sub.add_parser("smoke", help="a batch of 1, then check the lake and the catalog")
+    smoke.add_argument("--campaign", default="", help="default: the current campaign")
+    smoke.add_argument("--timeout", type=float, default=900)
+    smoke.set_defaults(fn=cmd_smoke)
+
+    for sp in (run, credits, schedule, smoke):
+        sp.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack to read resources from")
     return p
 
 

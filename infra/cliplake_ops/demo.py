@@ -1,65 +1,28 @@
-"""`cliplake demo`: the whole choreography on one machine, offline, on the bundled sample videos.
+"""`cliplake demo`: a real batch through the state machine on one machine.
 
-local cloud up (moto from the template, dispatcher, Rekognition-compatible endpoint) → each sample put under
-`media-raw/video/samples/demo/<ts>/` with its attribution → analyze → Rekognition → SNS → SQS → finalize →
-`_labels.json` → index → the catalog, followed live and summarised at the end.
+local cloud up (moto from the template, dispatcher, Rekognition-compatible endpoint, local scheduler) → a batch
+execution: plan (Wikimedia Commons and Pixabay when reachable and configured, else the bundled samples) → each
+video ingested and followed by its task token through analyze → Rekognition → finalize → index → summary,
+published to the notifications topic and printed here.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.s3 import Lake
-from cliplake.contracts import Attribution
-from cliplake.lake import batch_timestamp, raw_key
 from cliplake.settings import get_settings
 from cliplake_ops.assets import ensure_assets
-from cliplake_ops.cli import print_report, say, wait_for_videos
+from cliplake_ops.batchops import follow_batch, print_summary, start_batch
+from cliplake_ops.cli import format_video_line, say
 
 
-def sample_attributions(assets: Path) -> list[tuple[Path, Attribution]]:
-    out = []
-    for s in json.loads((assets / "samples.json").read_text()):
-        path = assets / s["file"]
-        if not path.exists():
-            continue
-        out.append(
-            (
-                path,
-                Attribution(
-                    title=s["title"],
-                    author=s["author"],
-                    author_url=s["author_url"],
-                    source="samples",
-                    source_url=s["source_url"],
-                    licence=s["licence"],
-                    licence_url=s["licence_url"],
-                ),
-            )
-        )
-    return out
-
-
-def put_samples(lake: Lake, samples: list[tuple[Path, Attribution]], campaign: str = "demo") -> list[str]:
-    ts = batch_timestamp()
-    keys = []
-    for path, attribution in samples:
-        key = raw_key("samples", campaign, path.name, ts)
-        lake.upload(path, key, "video/mp4" if path.suffix == ".mp4" else "video/x-msvideo", attribution.to_metadata())
-        say(f"  put s3://{lake.bucket}/{key}  ({path.stat().st_size / 1e6:.1f} MB, {attribution.licence})")
-        keys.append(key)
-    return keys
-
-
-def run_demo(timeout_s: float = 600) -> int:
+def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "") -> int:
     from cliplake_ops.localcloud.cloud import LocalCloud
 
     assets = ensure_assets()
-    samples = sample_attributions(assets)
-    if not samples:
+    if not (assets / "samples.json").is_file():
         raise SystemExit("cliplake demo: no sample videos found; run `make setup`")
     say("cliplake demo: starting the local cloud (moto server + stack from infra/template.yaml)")
     started = time.monotonic()
@@ -67,16 +30,25 @@ def run_demo(timeout_s: float = 600) -> int:
         say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s")
         get_settings.cache_clear()
         settings = get_settings()
-        lake, catalog = Lake(settings.bucket), Catalog(settings.catalog_table)
-        say(f"cliplake demo: dropping {len(samples)} sample video(s) into the lake")
+        catalog = Catalog(settings.catalog_table)
         t0 = time.monotonic()
-        keys = put_samples(lake, samples)
-        videos = wait_for_videos(catalog, keys, timeout_s)
+        name, arn = start_batch(settings, campaign, batch_size, sfn=cloud.client("stepfunctions"))
+        say(f"cliplake demo: batch {name} started (Step Functions execution)")
+        execution, record = follow_batch(catalog, arn, name, timeout_s, sfn=cloud.client("stepfunctions"))
         cloud.wait_idle(timeout=60)
-        say(f"  all videos through the pipeline in {time.monotonic() - t0:.1f} s")
-        print_report(videos, catalog.stats())
-        for v in videos:
-            if v.get("summary_key"):
-                print(f"  summary: s3://{settings.bucket}/{v['summary_key']}")
-    failed = [v for v in videos if v.get("status") != "INDEXED"]
-    return 1 if failed else 0
+        say(f"  batch finished in {time.monotonic() - t0:.1f} s")
+        if record.get("offline"):
+            failed = record.get("sources_failed") or {}
+            why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "they had nothing new"
+            print(f"\nRAN OFFLINE: the live sources were not used ({why}); the batch took the bundled samples.")
+        print_summary(execution, record)
+        for item in record.get("items", []):
+            video = catalog.get_video(item["video_id"]) or {}
+            print("  " + format_video_line(video) if video else f"  {item['video_id']}: not ingested")
+            if video.get("credit_line"):
+                print(f"      credit: {video['credit_line']}")
+            if video.get("summary_key"):
+                print(f"      summary: s3://{settings.bucket}/{video['summary_key']}")
+        print("  batch record: " + json.dumps({k: record.get(k) for k in ("received", "processed", "failed")}))
+    ok = execution["status"] == "SUCCEEDED" and record.get("received", 0) > 0 and not record.get("failed")
+    return 0 if ok else 1

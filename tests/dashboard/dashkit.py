@@ -72,7 +72,7 @@ def delete_batch(cloud, batch_id: str) -> None:
 
 
 def batch_record(batch_id: str, items: list[dict], status: str, **extra: Any) -> dict[str, Any]:
-    started = datetime.now(UTC) - timedelta(seconds=30)
+    started = datetime.now(UTC) - timedelta(seconds=1)  # the newest batch of the session
     record = {
         "batch_id": batch_id,
         "execution_arn": "",

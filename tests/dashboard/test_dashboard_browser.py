@@ -158,6 +158,20 @@ def test_live_monitor_follows_a_batch_without_reloading(page, server, cloud, dro
         delete_batch(cloud, running["batch_id"])
 
 
+def grid_cells(page) -> list[str]:
+    """The texts of the history table. st.dataframe draws on a canvas; its accessible cells exist once drawn."""
+    grid = page.locator("[data-testid='stDataFrame']").first
+    try:
+        grid.wait_for(timeout=10_000)
+        grid.hover()
+        grid.locator("[role='gridcell']").first.wait_for(state="attached", timeout=10_000)
+    except Exception as err:  # playwright's TimeoutError: nothing drawn yet
+        if type(err).__name__ != "TimeoutError":
+            raise
+        return []
+    return grid.locator("[role='gridcell']").all_text_contents()
+
+
 def test_start_a_batch_and_see_it_finish(page, server, cloud):
     if "BatchStateMachineArn" not in cloud.outputs:
         pytest.skip("the batch state machine is not deployed yet (no BatchStateMachineArn stack output)")
@@ -171,7 +185,7 @@ def test_start_a_batch_and_see_it_finish(page, server, cloud):
     while True:
         page.goto(f"{server}/?page=history")
         wait_ready(page)
-        cells = page.locator("[data-testid='stDataFrame'] [role='gridcell']").all_text_contents()
+        cells = grid_cells(page)
         if name in cells and ("SUCCEEDED" in cells or "FAILED" in cells):
             break
         assert time.monotonic() < deadline, f"batch {name} did not finish"

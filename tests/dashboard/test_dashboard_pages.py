@@ -6,10 +6,10 @@ import json
 import socket
 from dataclasses import replace
 
+import boto3
 import pytest
 from dashkit import CAMPAIGN, batch_record, delete_batch, items_of, put_batch, texts
 
-from cliplake.settings import get_settings
 from dashboard import data
 
 pytestmark = pytest.mark.e2e
@@ -123,7 +123,10 @@ def test_statistics_by_source_reason_and_time(app, dropped, finished_batch):
     assert len(at.get("vega_lite_chart")) >= 3  # by source, by reason, over time
 
 
-def test_run_page_without_the_state_machine_still_monitors(app, finished_batch):
+def test_run_page_without_the_state_machine_still_monitors(app, finished_batch, monkeypatch):
+    """A stack deployed without the batch wrapper: the page says so and still monitors recorded batches."""
+    real = data.load_config
+    monkeypatch.setattr(data, "load_config", lambda *a, **k: replace(real(*a, **k), state_machine_arn=""))
     at = ok(app("run"))
     assert "not deployed yet" in at.info[0].value
     assert finished_batch["batch_id"] in texts(at)
@@ -148,8 +151,8 @@ def test_live_monitor_shows_each_items_stage(app, cloud, dropped, finished_batch
 
 
 def test_start_batch_button(app, cloud, state_machine, monkeypatch):
-    """With a state machine in the stack outputs: the button makes the campaign current and starts a batch.
-    (Runs against a stand-in Pass machine until the batch wrapper is deployed.)"""
+    """The button makes the campaign current and starts an execution with the documented input (against a
+    stand-in Pass machine, so no videos are ingested; the browser test runs the real batch wrapper)."""
     ssm = cloud.client("ssm")
     ssm.put_parameter(Name="/cliplake/campaigns/dashtest", Value=json.dumps({"pixabay": {"q": "dog"}}), Type="String",
                       Overwrite=True)  # fmt: skip
@@ -157,7 +160,8 @@ def test_start_batch_button(app, cloud, state_machine, monkeypatch):
     monkeypatch.setattr(data, "load_config", lambda *a, **k: replace(real(*a, **k), state_machine_arn=state_machine))
     try:
         at = ok(app("run"))
-        assert at.selectbox(key="campaign").options == ["dashtest"]
+        assert {"dashtest", "travel", "tech", "nature"} <= set(at.selectbox(key="campaign").options)
+        at.selectbox(key="campaign").set_value("dashtest")
         at.slider(key="batch_size").set_value(3)
         next(b for b in at.button if b.label == "Start batch").click().run()
         assert "Started dash-dashtest-" in ok(at).success[0].value
@@ -189,6 +193,7 @@ def test_pages_read_through_keys_and_indexes_only(app, api_calls, dropped, finis
 # ------------------------------------------------------------------------------------ failures on screen
 @pytest.fixture
 def empty_catalog(cloud, monkeypatch):
+    """The dashboard pointed at an empty catalog of the same schema (the pipeline keeps using its own)."""
     ddb = cloud.client("dynamodb")
     table = cloud.outputs["CatalogTableName"]
     desc = ddb.describe_table(TableName=table)["Table"]
@@ -202,12 +207,11 @@ def empty_catalog(cloud, monkeypatch):
             {k: g[k] for k in ("IndexName", "KeySchema", "Projection")} for g in desc["GlobalSecondaryIndexes"]
         ],
     )
-    cloud.wait_idle(timeout=60)  # the pipeline's handlers read the same environment
-    monkeypatch.setenv("CLIPLAKE_CATALOG_TABLE", empty)
-    get_settings.cache_clear()
+    real = data.load_config
+    fresh = {"table": empty, "state_machine_arn": ""}  # a new stack: no catalog items, no executions
+    monkeypatch.setattr(data, "load_config", lambda *a, **k: replace(real(*a, **k), **fresh))
     yield empty
     monkeypatch.undo()
-    get_settings.cache_clear()
     ddb.delete_table(TableName=empty)
 
 
@@ -231,8 +235,12 @@ def test_unreachable_cloud_is_a_message_not_a_traceback(app, cloud, monkeypatch)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]  # closed again: nothing listens there
-    cloud.wait_idle(timeout=60)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{dead}")
+    # Only the dashboard's session points at the dead port: the pipeline in this process keeps its cloud.
+    session = boto3.session.Session()
+    make_client = session.client
+    session.client = lambda *a, **k: make_client(*a, **{**k, "endpoint_url": f"http://127.0.0.1:{dead}"})
+    real = data.load_config
+    monkeypatch.setattr(data, "load_config", lambda *a, **k: real(*a, **{**k, "session": session}))
     for page in ("library", "run"):
         at = app(page)
         assert not at.exception

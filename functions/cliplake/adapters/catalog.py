@@ -5,8 +5,13 @@ Items (single-table design):
     pk=JOB#<jobid>   sk=META                 Rekognition job → video (for completions without a JobTag)
     pk=LABEL#<name>  sk=<conf 000.00>#<id>   label search: query a label above a confidence, best first
     pk=STATS         sk=SOURCE#<source>      counters: raw, processed, failed (each video counted once)
-Indexes: gsi1 (CAMPAIGN#<campaign>, <created>#<id>) and gsi2 (SOURCE#<source>, <created>#<id>) list videos
-newest first without scans.
+    pk=VIDEO#<id>    sk=TASK                 the batch item of a video: task token, batch id, ingest/completion times
+    pk=BATCH#<name>  sk=META                 one batch (execution name): plan, status, summary
+    pk=SOURCEID#<source>#<id>  sk=META       a source's video already ingested (planning de-duplicates)
+    pk=HASH#<sha1>   sk=META                 content already ingested (planning de-duplicates)
+    pk=LIMITS        sk=REKOGNITION_JOBS     Rekognition jobs in flight (back-pressure), held per video in job_slots
+Indexes: gsi1 (CAMPAIGN#<campaign>, <created>#<id>; BATCHES, <started>#<batch>) and gsi2 (SOURCE#<source>,
+<created>#<id>) list videos and batches newest first without scans.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ def video_key(video_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "META"}}
 
 
+LIMITS_KEY = {"pk": {"S": "LIMITS"}, "sk": {"S": "REKOGNITION_JOBS"}}
+
+
 def stats_key(source: str) -> dict[str, Any]:
     return {"pk": {"S": "STATS"}, "sk": {"S": f"SOURCE#{source}"}}
 
@@ -93,6 +101,7 @@ class Catalog:
         campaign: str,
         filename: str,
         attribution: Attribution,
+        batch_id: str = "",
     ) -> bool:
         """Create the video record and count it as raw, once. Returns False if it was already known.
 
@@ -120,6 +129,8 @@ class Catalog:
             "gsi2pk": f"SOURCE#{source}",
             "gsi2sk": f"{now}#{video_id}",
         }
+        if batch_id:
+            item["batch_id"] = batch_id
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -376,6 +387,190 @@ class Catalog:
             pending: dict[str, Any] = {self.table: requests[i : i + 25]}
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+
+    # ------------------------------------------------------------------------------------ batch items
+    def put_task(self, video_id: str, token: str, batch_id: str, **fields: Any) -> None:
+        """Store the task token of a video's batch item (before its object reaches the lake). A redelivered
+        item message writes the same token again; an item already completed keeps its completion."""
+        item = {"pk": f"VIDEO#{video_id}", "sk": "TASK", "video_id": video_id, "task_token": token,
+                "batch_id": batch_id, "ingest_started_at": now_iso(), **fields}  # fmt: skip
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={k: _to_ddb(v) for k, v in item.items()},
+                ConditionExpression="attribute_not_exists(completed_at) OR task_token <> :t",
+                ExpressionAttributeValues={":t": _to_ddb(token)},
+            )
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+
+    def get_task(self, video_id: str) -> dict[str, Any] | None:
+        r = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}}, ConsistentRead=True
+        )
+        return _from_ddb(r["Item"]) if "Item" in r else None
+
+    def finish_task(self, video_id: str, outcome: str, reason: str = "") -> dict[str, Any] | None:
+        """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
+        when the video belongs to no batch)."""
+        try:
+            r = self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
+                UpdateExpression="SET completed_at = :now, outcome = :o, reason = :r",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completed_at)",
+                ExpressionAttributeValues={
+                    ":now": _to_ddb(now_iso()),
+                    ":o": _to_ddb(outcome),
+                    ":r": _to_ddb(reason[:1000]),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if _conditional_failed(err):
+                return None
+            raise
+        return _from_ddb(r["Attributes"])
+
+    def reopen_task(self, video_id: str) -> None:
+        """Undo `finish_task` when the token could not be sent, so a retry completes it."""
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
+            UpdateExpression="REMOVE completed_at, outcome",
+        )
+
+    def mark_ingested(self, source: str, source_id: str, sha1: str, video_id: str) -> None:
+        """Remember a source's video and its content hash, so later batches do not plan them again."""
+        keys = [f"SOURCEID#{source}#{source_id}"] + ([f"HASH#{sha1.lower()}"] if sha1 else [])
+        for pk in keys:
+            item = {"pk": pk, "sk": "META", "video_id": video_id, "source": source, "source_id": source_id}
+            self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+
+    def _exists(self, pk: str) -> bool:
+        r = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "META"}}, ProjectionExpression="pk"
+        )
+        return "Item" in r
+
+    def seen(self, source: str, source_id: str) -> bool:
+        return self._exists(f"SOURCEID#{source}#{source_id}")
+
+    def seen_hash(self, sha1: str) -> bool:
+        return bool(sha1) and self._exists(f"HASH#{sha1.lower()}")
+
+    # ---------------------------------------------------------------------------------------- batches
+    def put_batch(self, record: dict[str, Any]) -> None:
+        """Create or replace a batch record (`batch_id` = the execution name, `started_at` required)."""
+        bid = record["batch_id"]
+        item = {
+            **record,
+            "pk": f"BATCH#{bid}",
+            "sk": "META",
+            "gsi1pk": "BATCHES",
+            "gsi1sk": f"{record['started_at']}#{bid}",
+        }
+        self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+
+    def update_batch(self, batch_id: str, **fields: Any) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":f{i}": _to_ddb(v) for i, v in enumerate(fields.values())}
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        r = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}}, ConsistentRead=True
+        )
+        return _from_ddb(r["Item"]) if "Item" in r else None
+
+    def list_batches(self, limit: int = 25) -> list[dict[str, Any]]:
+        """Batches, newest first (gsi1 BATCHES; no scan)."""
+        r = self.client.query(
+            TableName=self.table,
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :p",
+            ExpressionAttributeValues={":p": {"S": "BATCHES"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_ddb(i) for i in r.get("Items", [])]
+
+    # ------------------------------------------------------------------------------------ back-pressure
+    def acquire_job_slots(self, video_id: str, jobs: int, bound: int) -> bool:
+        """Reserve `jobs` of the `bound` Rekognition jobs in flight for a video, once (a video already holding
+        its slots gets True again). False when full: the caller backs off."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": video_key(video_id),
+                            "UpdateExpression": "SET job_slots = :n",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(job_slots)",
+                            "ExpressionAttributeValues": {":n": _to_ddb(jobs)},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": LIMITS_KEY,
+                            "UpdateExpression": "ADD in_flight :n",
+                            "ConditionExpression": "attribute_not_exists(in_flight) OR in_flight <= :room",
+                            "ExpressionAttributeValues": {":n": _to_ddb(jobs), ":room": _to_ddb(bound - jobs)},
+                        }
+                    },
+                ]
+            )
+            return True
+        except ClientError as err:
+            if not _conditional_failed(err):
+                raise
+        return "job_slots" in (self.get_video(video_id) or {})
+
+    def release_job_slots(self, video_id: str) -> bool:
+        """Give back a video's slots, once (False when it holds none)."""
+        held = (self.get_video(video_id) or {}).get("job_slots")
+        if not held:
+            return False
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": video_key(video_id),
+                            "UpdateExpression": "REMOVE job_slots",
+                            "ConditionExpression": "job_slots = :n",
+                            "ExpressionAttributeValues": {":n": _to_ddb(held)},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": LIMITS_KEY,
+                            "UpdateExpression": "ADD in_flight :minus",
+                            "ExpressionAttributeValues": {":minus": _to_ddb(-held)},
+                        }
+                    },
+                ]
+            )
+            return True
+        except ClientError as err:
+            if _conditional_failed(err):
+                return False
+            raise
+
+    def jobs_in_flight(self) -> int:
+        r = self.client.get_item(TableName=self.table, Key=LIMITS_KEY, ConsistentRead=True)
+        return int(_from_ddb(r["Item"]).get("in_flight", 0)) if "Item" in r else 0
 
     # -------------------------------------------------------------------------------------------- reads
     def get_video(self, video_id: str) -> dict[str, Any] | None:

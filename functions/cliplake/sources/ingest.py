@@ -196,13 +196,14 @@ def _upload_once(
     session: requests.Session,
     config: TransferConfig,
     timeout: float | tuple[float, float],
+    metadata: dict[str, str] | None = None,
 ) -> VerifyingStream:
     with open_download(candidate.download_url, session, timeout) as (body, length):
         expected = candidate.size if candidate.size_exact else None
         if expected is not None and length is not None and length != expected:
             raise _Permanent(f"size mismatch: source lists {expected} bytes, server sends {length}")
         stream = VerifyingStream(body, expected if expected is not None else length, candidate.sha1)
-        extra = {"Metadata": object_metadata(candidate.to_attribution())}
+        extra = {"Metadata": {**object_metadata(candidate.to_attribution()), **(metadata or {})}}
         if candidate.mime:
             extra["ContentType"] = candidate.mime
         try:
@@ -235,6 +236,7 @@ def ingest_candidate(
     sleep: Callable[[float], None] = time.sleep,
     config: TransferConfig | None = None,
     timeout: float | tuple[float, float] = (10, 60),
+    metadata: dict[str, str] | None = None,
 ) -> str:
     """Stream `candidate` into `media-raw/video/<source>/<campaign>/<ts>/<file>` and return the key.
 
@@ -246,7 +248,7 @@ def ingest_candidate(
     config = config or transfer_config()
     for attempt in range(retries + 1):
         try:
-            stream = _upload_once(candidate, s3_client, bucket, key, session, config, timeout)
+            stream = _upload_once(candidate, s3_client, bucket, key, session, config, timeout, metadata)
         except _Permanent as exc:
             raise IngestError(candidate, str(exc), attempts=attempt + 1) from None
         except _Transient as exc:

@@ -37,6 +37,7 @@ from cliplake_ops.localcloud.dispatcher import (
     functions_from_template,
     mappings_from_template,
 )
+from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
 from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class LocalCloud:
         self.resolver: Resolver | None = None
         self.dispatcher: Dispatcher | None = None
         self.rekognition: Any = None
+        self.scheduler: LocalScheduler | None = None
         self._moto: ThreadedMotoServer | None = None
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
@@ -142,10 +144,13 @@ class LocalCloud:
         self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         self._deploy()
+        self.scheduler = LocalScheduler(self.client("stepfunctions"))
         self._wire()
+        self.scheduler.start()
         self._start_rekognition()
         functions = functions_from_template(self.template, self.resolver)
         self._export(_shared_environment(functions.values()))
+        self._export(_batch_environment(self.outputs))
         if self.start_dispatcher:
             self.dispatcher = Dispatcher(
                 mappings_from_template(self.template, self.resolver),
@@ -159,6 +164,9 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop()
+            self.scheduler = None
         if self.dispatcher:
             self.dispatcher.stop()
             self.dispatcher = None
@@ -246,9 +254,12 @@ class LocalCloud:
         """Apply, from the template, what moto's CloudFormation accepts but does not do."""
         for lid, res in self.template["Resources"].items():
             apply = _WIRING.get(res["Type"])
+            if res.get("Condition") and not self.resolver.condition(res["Condition"]):
+                continue  # not deployed on AWS either
             if apply:
                 props = self.resolver.resolve(res.get("Properties", {}))
-                apply(self, self.resolver.physical_ids.get(lid, ""), props)
+                physical = self.resolver.physical_ids.get(lid) or f"{self.stack_name}-{lid}"
+                apply(self, physical, props, lid)
                 log.debug("wired %s (%s)", lid, res["Type"])
 
     def _start_rekognition(self) -> None:
@@ -345,7 +356,7 @@ def _shared_environment(functions: Any) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------- what moto's CloudFormation skips
-def _wire_bucket(cloud: LocalCloud, bucket: str, props: dict[str, Any]) -> None:
+def _wire_bucket(cloud: LocalCloud, bucket: str, props: dict[str, Any], lid: str = "") -> None:
     s3 = cloud.client("s3")
     if "VersioningConfiguration" in props:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=props["VersioningConfiguration"])
@@ -380,7 +391,7 @@ def _notification_to_api(cfn: dict[str, Any]) -> dict[str, Any]:
     return api
 
 
-def _wire_bucket_policy(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+def _wire_bucket_policy(cloud: LocalCloud, _: str, props: dict[str, Any], lid: str = "") -> None:
     """moto enforces bucket policies; the local endpoint is plain HTTP on loopback, so statements about
     `aws:SecureTransport` (deny-insecure-transport) are left out and the rest applied."""
     document = dict(props["PolicyDocument"])
@@ -391,13 +402,13 @@ def _wire_bucket_policy(cloud: LocalCloud, _: str, props: dict[str, Any]) -> Non
         cloud.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
 
 
-def _wire_queue_policy(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+def _wire_queue_policy(cloud: LocalCloud, _: str, props: dict[str, Any], lid: str = "") -> None:
     sqs = cloud.client("sqs")
     for url in props["Queues"]:
         sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
 
 
-def _wire_subscription(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None:
+def _wire_subscription(cloud: LocalCloud, _: str, props: dict[str, Any], lid: str = "") -> None:
     sns = cloud.client("sns")
     existing = sns.list_subscriptions_by_topic(TopicArn=props["TopicArn"])["Subscriptions"]
     if any(s["Protocol"] == props["Protocol"] and s["Endpoint"] == props.get("Endpoint") for s in existing):
@@ -419,7 +430,7 @@ def _wire_subscription(cloud: LocalCloud, _: str, props: dict[str, Any]) -> None
     )
 
 
-def _wire_table(cloud: LocalCloud, table: str, props: dict[str, Any]) -> None:
+def _wire_table(cloud: LocalCloud, table: str, props: dict[str, Any], lid: str = "") -> None:
     ddb = cloud.client("dynamodb")
     ttl = props.get("TimeToLiveSpecification")
     if ttl and str(ttl.get("Enabled")).lower() == "true":
@@ -435,10 +446,95 @@ def _wire_table(cloud: LocalCloud, table: str, props: dict[str, Any]) -> None:
         )
 
 
+def _wire_state_machine(cloud: LocalCloud, arn: str, props: dict[str, Any], lid: str = "") -> None:
+    """moto's CloudFormation ignores `DefinitionSubstitutions`, and with execution enabled its Step Functions API
+    serves another backend than the one CloudFormation wrote to: create the state machine through the API, under
+    the stack's physical ARN, with the substitutions applied as CloudFormation does."""
+    definition = props["DefinitionString"]
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    sfn = cloud.client("stepfunctions")
+    try:
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+    except sfn.exceptions.StateMachineDoesNotExist:
+        sfn.create_state_machine(
+            name=arn.rsplit(":", 1)[-1],
+            definition=definition,
+            roleArn=props.get("RoleArn", ""),
+            type=props.get("StateMachineType", "STANDARD"),
+        )
+
+
+def _wire_secret(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = "") -> None:
+    sm = cloud.client("secretsmanager")
+    args: dict[str, Any] = {"Name": props.get("Name", name)}
+    if "Description" in props:
+        args["Description"] = props["Description"]
+    if "SecretString" in props:
+        args["SecretString"] = props["SecretString"]
+    elif "GenerateSecretString" in props:
+        args["SecretString"] = sm.get_random_password(PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
+    arn = sm.create_secret(**args)["ARN"]
+    cloud.resolver.physical_ids[lid] = arn  # `Ref` of a secret is its ARN
+
+
+def _wire_schedule(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = "") -> None:
+    """Create the schedule in moto's Scheduler API (so `cliplake schedule fire` reads it as on AWS) and hand it
+    to the local scheduler, which fires it when due."""
+    name = props.get("Name", name)
+    target = {k: v for k, v in props["Target"].items() if k in {"Arn", "RoleArn", "Input", "RetryPolicy"}}
+    args: dict[str, Any] = {
+        "Name": name,
+        "ScheduleExpression": props["ScheduleExpression"],
+        "FlexibleTimeWindow": props.get("FlexibleTimeWindow", {"Mode": "OFF"}),
+        "Target": target,
+        "State": props.get("State", "ENABLED"),
+    }
+    for key in ("Description", "ScheduleExpressionTimezone", "GroupName"):
+        if key in props:
+            args[key] = props[key]
+    cloud.client("scheduler").create_schedule(**args)
+    cloud.resolver.physical_ids[lid] = name
+    if cloud.scheduler:
+        cloud.scheduler.add(LocalSchedule.from_properties(name, props))
+
+
+def _wire_alarm(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = "") -> None:
+    """The alarm exists (visible with describe_alarms); moto never evaluates it."""
+    keys = ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
+            "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions")  # fmt: skip
+    args = {k: props[k] for k in keys if k in props}
+    for k in ("Period", "EvaluationPeriods"):
+        if k in args:
+            args[k] = int(args[k])
+    if "Threshold" in args:
+        args["Threshold"] = float(args["Threshold"])
+    name = props.get("AlarmName", name)
+    cloud.client("cloudwatch").put_metric_alarm(AlarmName=name, **args)
+    cloud.resolver.physical_ids[lid] = name  # `Ref` of an alarm is its name
+
+
+def _batch_environment(outputs: dict[str, str]) -> dict[str, str]:
+    """What the CLI and the dashboard read for batches, plus the bundled samples (the offline source)."""
+    from cliplake_ops.assets import assets_dir
+
+    env = {
+        "CLIPLAKE_BATCH_STATE_MACHINE_ARN": outputs.get("BatchStateMachineArn", ""),
+        "CLIPLAKE_NOTIFICATIONS_TOPIC_ARN": outputs.get("NotificationsTopicArn", ""),
+    }
+    if not os.environ.get("CLIPLAKE_ASSETS_DIR") and (assets_dir() / "samples.json").is_file():
+        env["CLIPLAKE_ASSETS_DIR"] = str(assets_dir())
+    return {k: v for k, v in env.items() if v}
+
+
 _WIRING = {
     "AWS::S3::Bucket": _wire_bucket,
     "AWS::S3::BucketPolicy": _wire_bucket_policy,
     "AWS::SQS::QueuePolicy": _wire_queue_policy,
     "AWS::SNS::Subscription": _wire_subscription,
     "AWS::DynamoDB::Table": _wire_table,
+    "AWS::StepFunctions::StateMachine": _wire_state_machine,
+    "AWS::SecretsManager::Secret": _wire_secret,
+    "AWS::Scheduler::Schedule": _wire_schedule,
+    "AWS::CloudWatch::Alarm": _wire_alarm,
 }

@@ -23,6 +23,7 @@ TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 #: What `sam package` would put in place of a local CodeUri; the transform only needs an s3:// URI.
 PLACEHOLDER_CODE_URI = "s3://cliplake-artifacts/functions.zip"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+SERVERLESS_STATE_MACHINE = "AWS::Serverless::StateMachine"
 
 
 class _NoPolicyLoader:
@@ -37,9 +38,19 @@ def load_template(path: str | Path | None = None) -> dict[str, Any]:
     return yaml_parse(Path(path or TEMPLATE_PATH).read_text(encoding="utf-8"))
 
 
-def package(template: dict[str, Any], code_uri: str = PLACEHOLDER_CODE_URI) -> dict[str, Any]:
-    """A copy of `template` whose local `CodeUri`s point at `code_uri` (what `sam package` does)."""
+def package(
+    template: dict[str, Any], code_uri: str = PLACEHOLDER_CODE_URI, base_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """A copy of `template` whose local `CodeUri`s point at `code_uri` and whose state machines' local
+    `DefinitionUri` files are inlined as `Definition` (what `sam package` does, minus the upload)."""
     packaged = copy.deepcopy(template)
+    base = Path(base_dir) if base_dir else TEMPLATE_PATH.parent
+    for res in packaged.get("Resources", {}).values():
+        props = res.get("Properties", {})
+        uri = props.get("DefinitionUri")
+        if res.get("Type") == SERVERLESS_STATE_MACHINE and isinstance(uri, str) and not uri.startswith("s3://"):
+            props["Definition"] = yaml_parse((base / uri).read_text(encoding="utf-8"))
+            del props["DefinitionUri"]
     holders = [packaged.get("Globals", {}).get("Function", {})]
     holders += [
         res.get("Properties", {})
@@ -70,11 +81,12 @@ def transform(
     code_uri: str = PLACEHOLDER_CODE_URI,
     region: str = "us-east-1",
     parameters: dict[str, Any] | None = None,
+    base_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """SAM -> CloudFormation, offline (aws-sam-translator). The input is not modified."""
     params = {"AWS::Region": region, **(parameters or {})}
     with _default_region(region):
-        return sam_transform(package(template, code_uri), params, _NoPolicyLoader())
+        return sam_transform(package(template, code_uri, base_dir), params, _NoPolicyLoader())
 
 
 def resources_of_type(template: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:

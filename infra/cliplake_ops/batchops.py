@@ -1,0 +1,177 @@
+"""Batches from the command line: start one, follow it, print its summary, fire the schedule, smoke-test a
+deployment, print credits. Works against the local cloud and a real deployment alike (resources from
+`resolve_settings`). The CLI may poll for display; the pipeline itself never does."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from cliplake.adapters.catalog import Catalog
+from cliplake.adapters.s3 import Lake
+from cliplake.contracts import Attribution, VideoSummary
+from cliplake.lake import SOURCES, parse_raw_key
+from cliplake.settings import Settings
+
+TERMINAL_VIDEO = {"INDEXED", "FAILED"}
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def execution_name(prefix: str, campaign: str = "", now: datetime | None = None) -> str:
+    """`<prefix>-<campaign>-<yyyymmddHHMMSS>-<4 hex>`, within Step Functions' 80 characters and alphabet."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in campaign)[:40]
+    parts = [prefix, safe] if safe else [prefix]
+    return "-".join([*parts, f"{(now or datetime.now(UTC)):%Y%m%d%H%M%S}", secrets.token_hex(2)])[:80]
+
+
+def require_state_machine(settings: Settings) -> str:
+    if not settings.batch_state_machine_arn:
+        raise SystemExit("cliplake: no batch state machine (CLIPLAKE_BATCH_STATE_MACHINE_ARN or stack output)")
+    return settings.batch_state_machine_arn
+
+
+def start_batch(
+    settings: Settings,
+    campaign: str,
+    batch_size: int,
+    max_concurrency: int | None = None,
+    trigger: str = "manual",
+    sfn: Any = None,
+) -> tuple[str, str]:
+    """Start an execution (always named); returns (name, ARN). The plan step makes a manual campaign current."""
+    sfn = sfn or boto3.client("stepfunctions")
+    payload: dict[str, Any] = {"campaign": campaign, "batch_size": batch_size, "trigger": trigger}
+    if max_concurrency:
+        payload["max_concurrency"] = max_concurrency
+    name = execution_name(trigger if trigger != "manual" else "run", campaign)
+    arn = sfn.start_execution(stateMachineArn=require_state_machine(settings), name=name, input=json.dumps(payload))[
+        "executionArn"
+    ]
+    return name, arn
+
+
+def follow_batch(
+    catalog: Catalog, arn: str, name: str, timeout_s: float = 900, sfn: Any = None, interval_s: float = 0.5
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Print each change of the batch and of its videos until the execution ends; returns (execution, record)."""
+    sfn = sfn or boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, str] = {}
+    while True:
+        execution = sfn.describe_execution(executionArn=arn)
+        record = catalog.get_batch(name) or {}
+        status = record.get("status", "STARTING")
+        if last.get("batch") != status:
+            last["batch"] = status
+            extra = f", {len(record.get('items', []))} video(s) planned" if status == "RUNNING" else ""
+            say(f"  batch {name}: {status.lower()}{extra}" + (" (offline: bundled samples)" if record.get("offline")
+                                                              else ""))  # fmt: skip
+        items = record.get("items", [])
+        for item in items:
+            video = catalog.get_video(item["video_id"]) or {}
+            task = catalog.get_task(item["video_id"]) or {}
+            state = video.get("status") or ("FAILED" if task.get("outcome") == "FAILED" else "DOWNLOADING")
+            if last.get(item["video_id"]) != state:
+                last[item["video_id"]] = state
+                done = sum(1 for i in items if last.get(i["video_id"]) in TERMINAL_VIDEO)
+                why = f": {video.get('reason') or task.get('reason')}" if state == "FAILED" else ""
+                say(f"  [{done}/{len(items)}] {item['source']:9} {item.get('title', '')[:50]}: {state.lower()}{why}")
+        if execution["status"] != "RUNNING":
+            return execution, catalog.get_batch(name) or record
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch {name} still running after {timeout_s:.0f} s")
+        time.sleep(interval_s)
+
+
+def print_summary(execution: dict[str, Any], record: dict[str, Any]) -> None:
+    output = json.loads(execution.get("output") or "{}")
+    print(f"\ncliplake batch {record.get('batch_id', '')}: execution {execution['status']}")
+    if output.get("message"):
+        print("  " + output["message"].rstrip().replace("\n", "\n  "))
+    else:
+        print(f"  status {record.get('status')}: {record.get('reason') or execution.get('cause') or ''}")
+
+
+# -------------------------------------------------------------------------------------------------- schedule
+def fire_schedule(settings: Settings, name: str | None = None, scheduler: Any = None, sfn: Any = None) -> list[str]:
+    """Start the batch of every schedule targeting the state machine (or the named one) now, with its input."""
+    scheduler = scheduler or boto3.client("scheduler")
+    sfn = sfn or boto3.client("stepfunctions")
+    machine = require_state_machine(settings)
+    started = []
+    for page in scheduler.get_paginator("list_schedules").paginate():
+        for summary in page.get("Schedules", []):
+            if name and summary["Name"] != name:
+                continue
+            schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
+            target = schedule.get("Target", {})
+            if target.get("Arn") != machine:
+                continue
+            arn = sfn.start_execution(
+                stateMachineArn=machine, name=execution_name("sched", summary["Name"][-30:]),
+                input=target.get("Input") or "{}",
+            )["executionArn"]  # fmt: skip
+            say(f"  fired {summary['Name']} ({schedule.get('ScheduleExpression')}) -> {arn}")
+            started.append(arn)
+    if not started:
+        raise SystemExit(f"cliplake schedule: no schedule targets {machine}")
+    return started
+
+
+# ----------------------------------------------------------------------------------------------------- smoke
+def smoke(settings: Settings, timeout_s: float = 900, campaign: str = "") -> int:
+    """A batch of 1, then verify: the execution succeeded, the raw object and the summary JSON are in the lake,
+    the catalog has the video INDEXED with the batch id. Prints one line per check; returns the exit code."""
+    catalog, lake = Catalog(settings.catalog_table), Lake(settings.bucket)
+    name, arn = start_batch(settings, campaign, 1, trigger="smoke")
+    say(f"cliplake smoke: batch {name}")
+    execution, record = follow_batch(catalog, arn, name, timeout_s)
+    checks: list[tuple[str, bool, str]] = [("execution succeeded", execution["status"] == "SUCCEEDED",
+                                            execution["status"])]  # fmt: skip
+    items = record.get("items", [])
+    checks.append(("one video planned", len(items) == 1, f"{len(items)} planned (offline={record.get('offline')})"))
+    if items:
+        item = items[0]
+        raw = lake.head(item["raw_key"])
+        checks.append(("raw object in the lake", raw is not None, item["raw_key"]))
+        summary_key = parse_raw_key(item["raw_key"]).summary_key
+        text = lake.get_text(summary_key)
+        try:
+            ok = text is not None and VideoSummary.model_validate_json(text).video_id == item["video_id"]
+        except ValueError:
+            ok = False
+        checks.append(("summary JSON valid", ok, summary_key))
+        video = catalog.get_video(item["video_id"]) or {}
+        checks.append(("catalog entry indexed", video.get("status") == "INDEXED" and video.get("batch_id") == name,
+                       f"{video.get('status')} {video.get('reason', '')}".strip()))  # fmt: skip
+    checks.append(("batch record summarised", record.get("status") == "SUCCEEDED", str(record.get("status"))))
+    for label, ok, detail in checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {label}: {detail}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+# --------------------------------------------------------------------------------------------------- credits
+def credit_lines(catalog: Catalog, campaign: str | None = None, limit: int = 200) -> list[str]:
+    """Ready-to-paste credit lines of the indexed videos (of a campaign, or of every source), newest first."""
+    if campaign:
+        videos = catalog.list_videos(campaign=campaign, limit=limit)
+    else:
+        videos = [v for s in SOURCES for v in catalog.list_videos(source=s, limit=limit)]
+        videos.sort(key=lambda v: v.get("created_at", ""), reverse=True)
+    lines = []
+    for v in videos:
+        if v.get("status") != "INDEXED":
+            continue
+        line = v.get("credit_line") or Attribution.model_validate(v.get("attribution") or {}).credit_line()
+        if line not in lines:
+            lines.append(line)
+    return lines[:limit]

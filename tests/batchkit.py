@@ -1,0 +1,155 @@
+"""Helpers of the batch tests: a local server answering in the Wikimedia and Pixabay API shapes (built from the
+recorded fixtures in tests/fixtures/sources/) with download URLs to real clips it serves itself, tiny clips made
+with ffmpeg, and a way to run a batch to its end."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import subprocess
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from cliplake.media import ffmpeg_exe
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sources"
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+
+
+def tiny_clips(directory: Path, n: int, seconds: float = 1.0, size: str = "160x120") -> list[Path]:
+    """`n` distinct H.264 clips (same picture, a different title in the container: distinct SHA-1s)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = directory / "base.mp4"
+    ffmpeg("-f", "lavfi", "-t", str(seconds), "-i", f"testsrc2=size={size}:rate=10", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(base))  # fmt: skip
+    clips = []
+    for i in range(n):
+        path = directory / f"clip_{i:02d}_{uuid.uuid4().hex[:6]}.mp4"
+        ffmpeg("-i", str(base), "-c", "copy", "-metadata", f"title=clip {i} {path.stem}", str(path))
+        clips.append(path)
+    base.unlink()
+    return clips
+
+
+def sha1_of(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+class SourcesServer:
+    """127.0.0.1 server: `/w/api.php` (Commons search), `/api/videos/` (Pixabay), `/files/<name>` (bytes)."""
+
+    def __init__(self, files_dir: Path) -> None:
+        self.files_dir = files_dir
+        self.wiki_pages: list[dict[str, Any]] = []
+        self.pixabay_hits: list[dict[str, Any]] = []
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                path = urlparse(self.path).path
+                if path == "/w/api.php":
+                    body: Any = {"batchcomplete": True}
+                    if server.wiki_pages:
+                        body["query"] = {"pages": server.wiki_pages}
+                    return self._json(body)
+                if path == "/api/videos/":
+                    hits = server.pixabay_hits
+                    return self._json({"total": len(hits), "totalHits": len(hits), "hits": hits},
+                                      {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99",
+                                       "X-RateLimit-Reset": "60"})  # fmt: skip
+                if path.startswith("/files/"):
+                    f = server.files_dir / path.removeprefix("/files/")
+                    if f.is_file():
+                        return self._send(200, f.read_bytes(), {"Content-Type": "video/mp4"})
+                return self._send(404, b"not found")
+
+            def _json(self, body: Any, headers: dict[str, str] | None = None) -> None:
+                self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # --- results in the APIs' shapes, from the recorded fixtures
+    def wiki_page(self, clip: Path, pageid: int, served_as: str | None = None) -> dict[str, Any]:
+        recorded = json.loads((FIXTURES / "wikimedia" / "search_page1.json").read_text())
+        page = copy.deepcopy(next(p for p in recorded["body"]["query"]["pages"] if p["pageid"] == 104523871))
+        name = served_as or clip.name
+        page.update(pageid=pageid, title=f"File:{name}", index=1)
+        info = page["videoinfo"][0]
+        info.update(url=f"{self.url}/files/{name}", size=clip.stat().st_size, sha1=sha1_of(clip), width=160,
+                    height=120, duration=1.0, mime="video/mp4", derivatives=[],
+                    descriptionurl=f"https://commons.wikimedia.org/wiki/File:{name}")  # fmt: skip
+        info["extmetadata"]["ObjectName"] = {"value": f"Test clip {pageid}", "source": "commons-desc-page"}
+        return page
+
+    def pixabay_hit(self, clip: Path, hit_id: int, served_as: str | None = None) -> dict[str, Any]:
+        recorded = json.loads((FIXTURES / "pixabay" / "videos_page1.json").read_text())
+        hit = copy.deepcopy(recorded["body"]["hits"][0])
+        name = served_as or clip.name
+        rendition = {"url": f"{self.url}/files/{name}", "width": 160, "height": 120,
+                     "size": clip.stat().st_size, "thumbnail": ""}  # fmt: skip
+        hit.update(id=hit_id, duration=1, tags=f"test clip {hit_id}", pageURL=f"https://pixabay.com/videos/t-{hit_id}/")
+        hit["videos"] = {"large": {"url": "", "width": 0, "height": 0, "size": 0, "thumbnail": ""},
+                         "medium": dict(rendition), "small": dict(rendition), "tiny": dict(rendition)}  # fmt: skip
+        return hit
+
+
+def wait_execution(sfn: Any, arn: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{arn} still running after {timeout_s} s")
+        time.sleep(0.2)
+
+
+def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events, kwargs = [], {"executionArn": arn, "maxResults": 1000}
+    while True:
+        r = sfn.get_execution_history(**kwargs)
+        events += r["events"]
+        if not r.get("nextToken"):
+            return events
+        kwargs["nextToken"] = r["nextToken"]
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end and a start at the same instant do not overlap)."""
+    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda p: (p[0], p[1]))
+    best = cur = 0
+    for _, delta in points:
+        cur += delta
+        best = max(best, cur)
+    return best
