@@ -102,8 +102,9 @@ def run(report: Callable[[str], None] = print, videos: int = 10_000, runs: int =
     from cliplake.settings import get_settings
     from cliplake_ops.localcloud.cloud import LocalCloud
 
+    # "missing ScriptRunContext" between AppTest runs: a filter, since AppTest resets streamlit's log levels.
     for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # "missing ScriptRunContext" between AppTest runs
+        logging.getLogger(name).addFilter(lambda record: record.levelno >= logging.ERROR)
     with LocalCloud(port=0, start_dispatcher=False) as cloud:
         get_settings.cache_clear()
         t = time.perf_counter()

@@ -70,7 +70,7 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
 
 
 def bench_hops(n: int) -> dict[str, list[float]]:
-    from cliplake_ops.localcloud.cloud import LocalCloud
+    from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     hops: dict[str, list[float]] = {
         "put → analysis started": [],
@@ -79,7 +79,7 @@ def bench_hops(n: int) -> dict[str, list[float]]:
         "summary → indexed": [],
         "put → indexed (end to end)": [],
     }
-    with tempfile.TemporaryDirectory() as tmp, LocalCloud(port=0) as cloud:
+    with tempfile.TemporaryDirectory() as tmp, LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV) as cloud:
         get_settings.cache_clear()
         settings = get_settings()
         lake, catalog = Lake(settings.bucket), Catalog(settings.catalog_table)
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cliplake-bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=int, default=12, help="videos for the per-hop latency (≥ 10)")
     parser.add_argument("--skip-engine", action="store_true", help="skip the analysis-engine benchmark")
+    parser.add_argument("--skip-dashboard", action="store_true", help="skip the dashboard render benchmark")
     parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
     args = parser.parse_args(argv)
     report_costs()
@@ -225,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print()
             engine_bench.run(print)
+    if not args.skip_dashboard:
+        from dashboard import bench as dashboard_bench
+
+        print()
+        dashboard_bench.run(print)
     return 0
 
 

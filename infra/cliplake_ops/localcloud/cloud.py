@@ -47,6 +47,8 @@ REGION = "us-east-1"
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 _SKIP_IN_ZIP = ("__pycache__", ".egg-info", ".pyc", ".pytest_cache")
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+# The functions' structured logs and metrics are meant for CloudWatch; a demo or a benchmark prints its own.
+QUIET_FUNCTIONS_ENV = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -97,8 +99,10 @@ class LocalCloud:
         backoff: Backoff | None = None,
         stack_name: str = "cliplake",
         parameters: dict[str, str] | None = None,
+        function_env: dict[str, str] | None = None,
     ) -> None:
         self.port = port
+        self.function_env = function_env or {}  # overrides of the functions' variables, like `sam local --env-vars`
         self.rekognition_port = rekognition_port
         self.start_dispatcher = start_dispatcher
         self.template_path = Path(template_path) if template_path else None
@@ -149,7 +153,7 @@ class LocalCloud:
         self.scheduler.start()
         self._start_rekognition()
         functions = functions_from_template(self.template, self.resolver)
-        self._export(_shared_environment(functions.values()))
+        self._export({**_shared_environment(functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
         if self.start_dispatcher:
             self.dispatcher = Dispatcher(
