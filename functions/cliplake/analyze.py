@@ -89,21 +89,21 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     bound = svc.settings.max_jobs_in_flight
     if not svc.catalog.acquire_job_slots(vid, len(JobKind), bound):
         raise Backpressure(f"{bound} Rekognition jobs in flight already")
-    started: dict[str, str] = {}
+    started: dict[JobKind, str] = {}
     for kind in JobKind:
         try:
-            job_id = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
+            started[kind] = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
         except InvalidVideo as err:
             svc.catalog.mark_failed(vid, raw.source, str(err))
             svc.catalog.release_job_slots(vid)
             complete_video(svc, vid, ok=False, reason=str(err))
-            return AnalyzeResult(video_id=vid, outcome="failed", jobs=started, reason=str(err))
-        # Backpressure propagates: the message goes back to the queue and is retried later.
-        svc.catalog.record_job(vid, kind, job_id)
-        started[kind.value] = job_id
-    svc.catalog.set_status(vid, VideoStatus.ANALYZING, jobs_started_at=now_iso())
-    logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": started})
-    return AnalyzeResult(video_id=vid, outcome="started", jobs=started)
+            return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))
+        # Backpressure propagates: the message goes back to the queue; the retry's reused request tokens return
+        # the jobs already started, and a crash before this record is reconciled the same way.
+    svc.catalog.record_jobs(vid, started, started_at=now_iso())
+    jobs = {kind.value: job_id for kind, job_id in started.items()}
+    logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": jobs})
+    return AnalyzeResult(video_id=vid, outcome="started", jobs=jobs)
 
 
 def _prepare(svc: Services, raw: RawKey, etag: str) -> tuple[str, Probe, bool]:

@@ -246,36 +246,29 @@ class Catalog:
                 return False
             raise
 
-    def record_job(self, video_id: str, kind: JobKind, job_id: str) -> None:
-        """Remember a started job; never overwrites what a completion already wrote."""
-        job = {"job_id": job_id, "status": "IN_PROGRESS", "message": ""}
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": video_key(video_id),
-                        "UpdateExpression": "SET jobs.#k = if_not_exists(jobs.#k, :job), updated_at = :now",
-                        "ExpressionAttributeNames": {"#k": kind.value},
-                        "ExpressionAttributeValues": {":job": _to_ddb(job), ":now": _to_ddb(now_iso())},
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            k: _to_ddb(v)
-                            for k, v in {
-                                "pk": f"JOB#{job_id}",
-                                "sk": "META",
-                                "video_id": video_id,
-                                "kind": kind.value,
-                            }.items()
-                        },
-                    }
-                },
-            ]
-        )
+    def record_jobs(self, video_id: str, job_ids: dict[JobKind, str], started_at: str) -> None:
+        """Remember the started jobs in one transaction; never overwrites what a completion already wrote."""
+        names = {f"#k{i}": kind.value for i, kind in enumerate(job_ids)}
+        values = {
+            f":j{i}": _to_ddb({"job_id": job_id, "status": "IN_PROGRESS", "message": ""})
+            for i, job_id in enumerate(job_ids.values())
+        }
+        sets = [f"jobs.#k{i} = if_not_exists(jobs.#k{i}, :j{i})" for i in range(len(job_ids))]
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": video_key(video_id),
+                    "UpdateExpression": "SET " + ", ".join([*sets, "jobs_started_at = :now", "updated_at = :now"]),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {**values, ":now": _to_ddb(started_at)},
+                }
+            }
+        ]
+        for kind, job_id in job_ids.items():
+            job_item = {"pk": f"JOB#{job_id}", "sk": "META", "video_id": video_id, "kind": kind.value}
+            items.append({"Put": {"TableName": self.table, "Item": {k: _to_ddb(v) for k, v in job_item.items()}}})
+        self.client.transact_write_items(TransactItems=items)
 
     def complete_job(self, video_id: str, kind: JobKind, job_id: str, status: str, message: str) -> dict:
         """Record a job's terminal status and return the video's jobs after the update (atomically)."""
