@@ -90,6 +90,18 @@ class Catalog:
         self.table = table
         self.client = client or boto3.client("dynamodb")
 
+    def _count(self, source: str, counter: str) -> dict[str, Any]:
+        """The transaction item adding one to a per-source counter (`raw`, `processed`, `failed`)."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": stats_key(source),
+                "UpdateExpression": "ADD #c :one",
+                "ExpressionAttributeNames": {"#c": counter},
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        }
+
     # ------------------------------------------------------------------------------------------- writes
     def register_video(
         self,
@@ -141,15 +153,7 @@ class Catalog:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": stats_key(source),
-                            "UpdateExpression": "ADD #c :one",
-                            "ExpressionAttributeNames": {"#c": "raw"},
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
+                    self._count(source, "raw"),
                 ]
             )
             return True
@@ -229,15 +233,7 @@ class Catalog:
                             },
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": stats_key(source),
-                            "UpdateExpression": "ADD #c :one",
-                            "ExpressionAttributeNames": {"#c": "failed"},
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
+                    self._count(source, "failed"),
                 ]
             )
             return True
@@ -326,15 +322,7 @@ class Catalog:
             self.client.transact_write_items(
                 TransactItems=[
                     {"Update": {**update, "ConditionExpression": "attribute_not_exists(indexed_at)"}},
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": stats_key(summary.source),
-                            "UpdateExpression": "ADD #c :one",
-                            "ExpressionAttributeNames": {"#c": "processed"},
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
+                    self._count(summary.source, "processed"),
                 ]
             )
         except ClientError as err:
