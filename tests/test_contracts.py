@@ -8,12 +8,21 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3Model, SnsNotificationModel, SqsModel
 from pydantic import ValidationError
 
+from cliplake.batches import parse_batch_task
 from cliplake.contracts import (
+    BatchInput,
+    BatchTrigger,
     CompletionSqsRecord,
     JobKind,
+    PlanTask,
     RekognitionCompletion,
     S3NotificationSqsRecord,
+    SummarizeTask,
 )
+from cliplake.handlers.ingest import ItemSqsRecord
+from cliplake.lake import parse_raw_key, video_id_for
+from cliplake.sources.models import Candidate
+from cliplake_ops.localcloud.template import load_template
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -103,3 +112,52 @@ def test_completion_without_video_is_rejected():
     bad = {k: v for k, v in load("rekognition_completion.json").items() if k != "Video"}
     with pytest.raises(ValidationError):
         RekognitionCompletion.model_validate(bad)
+
+
+# ------------------------------------------------------------------------------------------------ batch hops
+ASL = json.loads((EVENTS.parent / "infra" / "statemachine" / "batch.asl.json").read_text())
+
+
+def _message_body_keys(state: dict) -> set[str]:
+    return {k.removesuffix(".$") for k in state["Parameters"]["MessageBody"]}
+
+
+def _body(name: str) -> dict:
+    return json.loads(load(name)["Records"][0]["body"])
+
+
+def test_batch_task_samples_carry_what_the_state_machine_sends():
+    """The samples' bodies have exactly the keys of the definition's MessageBody (so a changed definition
+    shows up here), and the batch handler's parser takes them."""
+    states = ASL["States"]
+    video = states["Items"]["ItemProcessor"]["States"]["Video"]
+    assert set(_body("batch_plan_task_via_sqs.json")) == _message_body_keys(states["Plan"])
+    assert set(_body("batch_summarize_task_via_sqs.json")) == _message_body_keys(states["Summarize"])
+    assert set(_body("ingest_item_task_via_sqs.json")) == _message_body_keys(video)
+    item_selector = {k.removesuffix(".$") for k in states["Items"]["ItemSelector"]}
+    assert set(_body("ingest_item_task_via_sqs.json")["input"]) == item_selector
+    failed = states["Items"]["ItemProcessor"]["States"]["VideoFailed"]["Parameters"]
+    results = _body("batch_summarize_task_via_sqs.json")["results"]
+    assert {k.removesuffix(".$") for k in failed} in [set(r) for r in results]
+
+    plan = parse_batch_task(_body("batch_plan_task_via_sqs.json"))
+    assert isinstance(plan, PlanTask) and plan.input.trigger == BatchTrigger.SCHEDULE and plan.input.campaign == ""
+    summarize = parse_batch_task(_body("batch_summarize_task_via_sqs.json"))
+    assert isinstance(summarize, SummarizeTask) and [r["status"] for r in summarize.results] == ["INDEXED", "FAILED"]
+
+
+def test_ingest_item_sample_parses_into_a_candidate_and_a_lake_key():
+    record = ItemSqsRecord.model_validate(load("ingest_item_task_via_sqs.json")["Records"][0])
+    item = record.body.input.item
+    assert parse_raw_key(item.raw_key).source == item.source == "pixabay"
+    assert item.video_id == video_id_for(item.raw_key)
+    assert Candidate.model_validate(item.candidate).licence == "Pixabay Content License"
+
+
+def test_schedule_sample_is_the_templates_schedule_input():
+    template = load_template()
+    schedules = [r for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedules, "the template has no schedule"
+    inputs = [json.loads(s["Properties"]["Target"]["Input"]) for s in schedules]
+    assert load("schedule_batch_input.json") in inputs
+    assert BatchInput.model_validate(load("schedule_batch_input.json")).trigger == BatchTrigger.SCHEDULE
