@@ -43,7 +43,7 @@ def _video_item(i: int, now: datetime, label: str, conf: float) -> dict[str, Any
 
 def seed(cloud: Any, n: int) -> str:
     """n videos with one label each; returns the id of one real, playable video with a summary."""
-    from cliplake.adapters.catalog import _to_ddb, label_sk
+    from cliplake.adapters.catalog import label_sk, to_ddb
     from cliplake.media import ffmpeg_exe
 
     ddb, table, now = cloud.client("dynamodb"), cloud.outputs["CatalogTableName"], datetime.now(UTC)
@@ -54,7 +54,7 @@ def seed(cloud: Any, n: int) -> str:
         hit = {"pk": f"LABEL#{label.lower()}", "sk": label_sk(conf, video["video_id"]), "video_id": video["video_id"],
                "name": label, "confidence": conf, "total_ms": 4000, "campaign": video["campaign"],
                "source": video["source"], "filename": video["filename"]}  # fmt: skip
-        requests += [{"PutRequest": {"Item": {k: _to_ddb(v) for k, v in item.items()}}} for item in (video, hit)]
+        requests += [{"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}} for item in (video, hit)]
     for i in range(0, len(requests), 25):
         pending: dict[str, Any] = {table: requests[i : i + 25]}
         while pending:
@@ -78,7 +78,7 @@ def seed(cloud: Any, n: int) -> str:
     s3.put_object(Bucket=bucket, Key=summary_key, Body=json.dumps(summary).encode())
     real = {**_video_item(n, now, LABELS[0], 99.0), "video_id": "vbenchreal", "pk": "VIDEO#vbenchreal",
             "raw_key": key, "analysed_key": key, "raw_etag": etag, "summary_key": summary_key}  # fmt: skip
-    ddb.put_item(TableName=table, Item={k: _to_ddb(v) for k, v in real.items()})
+    ddb.put_item(TableName=table, Item={k: to_ddb(v) for k, v in real.items()})
     return "vbenchreal"
 
 

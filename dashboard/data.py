@@ -21,8 +21,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.catalog import _from_ddb as from_ddb
+from cliplake.adapters.catalog import Catalog, from_ddb
 from cliplake.adapters.s3 import Lake
 from cliplake.settings import get_settings
 

@@ -13,13 +13,13 @@ from cliplake.contracts import (
     BatchInput,
     BatchTrigger,
     CompletionSqsRecord,
+    ItemSqsRecord,
     JobKind,
     PlanTask,
     RekognitionCompletion,
     S3NotificationSqsRecord,
     SummarizeTask,
 )
-from cliplake.handlers.ingest import ItemSqsRecord
 from cliplake.lake import parse_raw_key, video_id_for
 from cliplake.sources.models import Candidate
 from cliplake_ops.localcloud.template import load_template

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
 from cliplake.batches import BATCH_ID_METADATA, complete_video
-from cliplake.contracts import Attribution, JobKind, VideoStatus
+from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, probe, transcode_to_h264
 from cliplake.services import Services
@@ -27,14 +27,6 @@ from cliplake.services import Services
 logger = Logger(service="analyze", child=True)
 
 DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
-
-
-class ObjectRef(BaseModel):
-    """What one S3 event names: the idempotency key of the stage."""
-
-    bucket: str
-    key: str
-    etag: str = ""
 
 
 class AnalyzeResult(BaseModel):

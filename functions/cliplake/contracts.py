@@ -60,6 +60,18 @@ class S3NotificationSqsRecord(SqsRecordModel):
     body: Json[S3Notification]  # type: ignore[assignment]
 
 
+class ObjectRef(BaseModel):
+    """The object one S3 event names (bucket, decoded key, ETag): what analyze and index are keyed by."""
+
+    bucket: str
+    key: str
+    etag: str = ""
+
+    @classmethod
+    def from_event(cls, record: S3EventRecord) -> ObjectRef:
+        return cls(bucket=record.s3.bucket.name, key=record.s3.object.key, etag=record.s3.object.eTag or "")
+
+
 # ------------------------------------------------------------------------------------ Rekognition completion
 class JobKind(StrEnum):
     LABELS = "labels"
@@ -347,6 +359,10 @@ class ItemTask(BaseModel):
     token: str
     batch_id: str
     input: ItemInput
+
+
+class ItemSqsRecord(SqsRecordModel):
+    body: Json[ItemTask]  # type: ignore[assignment]
 
 
 class BatchFailure(BaseModel):

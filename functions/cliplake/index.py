@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from cliplake.batches import complete_video
-from cliplake.contracts import VideoSummary
+from cliplake.contracts import ObjectRef, VideoSummary
 from cliplake.lake import LakeKeyError, summary_key_to_raw_stem
 from cliplake.services import Services
 
@@ -22,19 +22,13 @@ class InvalidSummary(Exception):
     """A summary that does not match the contract: retrying is futile, so it ends in the DLQ (and its alarm)."""
 
 
-class SummaryRef(BaseModel):
-    bucket: str
-    key: str
-    etag: str = ""
-
-
 class IndexResult(BaseModel):
     video_id: str = ""
     outcome: Literal["indexed", "unchanged", "skipped"]
     reason: str = ""
 
 
-def index_summary(svc: Services, ref: SummaryRef) -> IndexResult:
+def index_summary(svc: Services, ref: ObjectRef) -> IndexResult:
     try:
         summary_key_to_raw_stem(ref.key)
     except LakeKeyError as err:

@@ -11,7 +11,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from cliplake.adapters.catalog import _to_ddb
+from cliplake.adapters.catalog import to_ddb
 from cliplake.lake import video_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def put_batch(cloud, record: dict[str, Any]) -> None:
         **record,
     }
     cloud.client("dynamodb").put_item(
-        TableName=cloud.outputs["CatalogTableName"], Item={k: _to_ddb(v) for k, v in item.items()}
+        TableName=cloud.outputs["CatalogTableName"], Item={k: to_ddb(v) for k, v in item.items()}
     )
 
 

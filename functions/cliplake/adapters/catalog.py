@@ -35,11 +35,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _to_ddb(value: Any) -> dict[str, Any]:
+def to_ddb(value: Any) -> dict[str, Any]:
+    """A plain value (floats included) as a DynamoDB attribute value."""
     return _ser.serialize(json.loads(json.dumps(value, default=str), parse_float=Decimal))
 
 
-def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+def from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values (numbers back to int or float)."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, Decimal):
             return int(v) if v == v.to_integral_value() else float(v)
@@ -149,7 +152,7 @@ class Catalog:
                     {
                         "Put": {
                             "TableName": self.table,
-                            "Item": {k: _to_ddb(v) for k, v in item.items()},
+                            "Item": {k: to_ddb(v) for k, v in item.items()},
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
@@ -170,13 +173,13 @@ class Catalog:
                 ConditionExpression="raw_etag <> :etag",
                 ExpressionAttributeNames={"#s": "status", "#b": "bytes"},
                 ExpressionAttributeValues={
-                    ":etag": _to_ddb(etag),
-                    ":size": _to_ddb(size),
-                    ":received": _to_ddb(VideoStatus.RECEIVED.value),
-                    ":empty": _to_ddb(""),
+                    ":etag": to_ddb(etag),
+                    ":size": to_ddb(size),
+                    ":received": to_ddb(VideoStatus.RECEIVED.value),
+                    ":empty": to_ddb(""),
                     ":nojobs": {"M": {}},
-                    ":now": _to_ddb(now),
-                    ":attr": _to_ddb(attribution.model_dump()),
+                    ":now": to_ddb(now),
+                    ":attr": to_ddb(attribution.model_dump()),
                 },
             )
         except ClientError as err:
@@ -187,15 +190,15 @@ class Catalog:
     def set_status(self, video_id: str, status: VideoStatus, unless: VideoStatus | None = None, **fields: Any) -> bool:
         """Set the status (and fields); with `unless`, leave a video already in that status alone."""
         names = {"#s": "status"}
-        values = {":s": _to_ddb(status.value), ":now": _to_ddb(now_iso())}
+        values = {":s": to_ddb(status.value), ":now": to_ddb(now_iso())}
         sets = ["#s = :s", "updated_at = :now"]
         for i, (name, value) in enumerate(fields.items()):
             names[f"#f{i}"] = name
-            values[f":f{i}"] = _to_ddb(value)
+            values[f":f{i}"] = to_ddb(value)
             sets.append(f"#f{i} = :f{i}")
         condition = {}
         if unless is not None:
-            values[":unless"] = _to_ddb(unless.value)
+            values[":unless"] = to_ddb(unless.value)
             condition = {"ConditionExpression": "#s <> :unless"}
         try:
             self.client.update_item(
@@ -227,9 +230,9 @@ class Catalog:
                             "ConditionExpression": "attribute_not_exists(#s) OR #s <> :failed",
                             "ExpressionAttributeNames": {"#s": "status"},
                             "ExpressionAttributeValues": {
-                                ":failed": _to_ddb(VideoStatus.FAILED.value),
-                                ":reason": _to_ddb(reason[:1000]),
-                                ":now": _to_ddb(now),
+                                ":failed": to_ddb(VideoStatus.FAILED.value),
+                                ":reason": to_ddb(reason[:1000]),
+                                ":now": to_ddb(now),
                             },
                         }
                     },
@@ -246,7 +249,7 @@ class Catalog:
         """Remember the started jobs in one transaction; never overwrites what a completion already wrote."""
         names = {f"#k{i}": kind.value for i, kind in enumerate(job_ids)}
         values = {
-            f":j{i}": _to_ddb({"job_id": job_id, "status": "IN_PROGRESS", "message": ""})
+            f":j{i}": to_ddb({"job_id": job_id, "status": "IN_PROGRESS", "message": ""})
             for i, job_id in enumerate(job_ids.values())
         }
         sets = [f"jobs.#k{i} = if_not_exists(jobs.#k{i}, :j{i})" for i in range(len(job_ids))]
@@ -257,13 +260,13 @@ class Catalog:
                     "Key": video_key(video_id),
                     "UpdateExpression": "SET " + ", ".join([*sets, "jobs_started_at = :now", "updated_at = :now"]),
                     "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {**values, ":now": _to_ddb(started_at)},
+                    "ExpressionAttributeValues": {**values, ":now": to_ddb(started_at)},
                 }
             }
         ]
         for kind, job_id in job_ids.items():
             job_item = {"pk": f"JOB#{job_id}", "sk": "META", "video_id": video_id, "kind": kind.value}
-            items.append({"Put": {"TableName": self.table, "Item": {k: _to_ddb(v) for k, v in job_item.items()}}})
+            items.append({"Put": {"TableName": self.table, "Item": {k: to_ddb(v) for k, v in job_item.items()}}})
         self.client.transact_write_items(TransactItems=items)
 
     def complete_job(self, video_id: str, kind: JobKind, job_id: str, status: str, message: str) -> dict:
@@ -275,10 +278,10 @@ class Catalog:
             UpdateExpression="SET jobs.#k = :job, updated_at = :now",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#k": kind.value},
-            ExpressionAttributeValues={":job": _to_ddb(job), ":now": _to_ddb(now_iso())},
+            ExpressionAttributeValues={":job": to_ddb(job), ":now": to_ddb(now_iso())},
             ReturnValues="ALL_NEW",
         )
-        return _from_ddb(r["Attributes"]).get("jobs", {})
+        return from_ddb(r["Attributes"]).get("jobs", {})
 
     def index_summary(self, summary: VideoSummary, summary_key: str, summary_etag: str) -> bool:
         """Write what label search and the dashboard need. Re-indexing the same summary changes nothing.
@@ -307,8 +310,8 @@ class Catalog:
         }
         now = now_iso()
         names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":f{i}": _to_ddb(v) for i, v in enumerate(fields.values())}
-        values[":now"] = _to_ddb(now)
+        values = {f":f{i}": to_ddb(v) for i, v in enumerate(fields.values())}
+        values[":now"] = to_ddb(now)
         sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
         update = {
             "TableName": self.table,
@@ -330,7 +333,7 @@ class Catalog:
                 raise
             try:  # already indexed: only a different summary changes anything
                 names["#se"] = "summary_etag"
-                values[":etag"] = _to_ddb(summary_etag)
+                values[":etag"] = to_ddb(summary_etag)
                 self.client.update_item(**update, ConditionExpression="#se <> :etag")
             except ClientError as err2:
                 if _conditional_failed(err2):
@@ -363,7 +366,7 @@ class Catalog:
                 "source": summary.source,
                 "filename": summary.filename,
             }
-            requests.append({"PutRequest": {"Item": {k: _to_ddb(v) for k, v in item.items()}}})
+            requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
         for i in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: requests[i : i + 25]}
             while pending:
@@ -378,9 +381,9 @@ class Catalog:
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item={k: _to_ddb(v) for k, v in item.items()},
+                Item={k: to_ddb(v) for k, v in item.items()},
                 ConditionExpression="attribute_not_exists(completed_at) OR task_token <> :t",
-                ExpressionAttributeValues={":t": _to_ddb(token)},
+                ExpressionAttributeValues={":t": to_ddb(token)},
             )
         except ClientError as err:
             if not _conditional_failed(err):
@@ -390,7 +393,7 @@ class Catalog:
         r = self.client.get_item(
             TableName=self.table, Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}}, ConsistentRead=True
         )
-        return _from_ddb(r["Item"]) if "Item" in r else None
+        return from_ddb(r["Item"]) if "Item" in r else None
 
     def finish_task(self, video_id: str, outcome: str, reason: str = "") -> dict[str, Any] | None:
         """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
@@ -402,9 +405,9 @@ class Catalog:
                 UpdateExpression="SET completed_at = :now, outcome = :o, reason = :r",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completed_at)",
                 ExpressionAttributeValues={
-                    ":now": _to_ddb(now_iso()),
-                    ":o": _to_ddb(outcome),
-                    ":r": _to_ddb(reason[:1000]),
+                    ":now": to_ddb(now_iso()),
+                    ":o": to_ddb(outcome),
+                    ":r": to_ddb(reason[:1000]),
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -412,7 +415,7 @@ class Catalog:
             if _conditional_failed(err):
                 return None
             raise
-        return _from_ddb(r["Attributes"])
+        return from_ddb(r["Attributes"])
 
     def reopen_task(self, video_id: str) -> None:
         """Undo `finish_task` when the token could not be sent, so a retry completes it."""
@@ -427,7 +430,7 @@ class Catalog:
         keys = [f"SOURCEID#{source}#{source_id}"] + ([f"HASH#{sha1.lower()}"] if sha1 else [])
         for pk in keys:
             item = {"pk": pk, "sk": "META", "video_id": video_id, "source": source, "source_id": source_id}
-            self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+            self.client.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
 
     def _exists(self, pk: str) -> bool:
         r = self.client.get_item(
@@ -452,11 +455,11 @@ class Catalog:
             "gsi1pk": "BATCHES",
             "gsi1sk": f"{record['started_at']}#{bid}",
         }
-        self.client.put_item(TableName=self.table, Item={k: _to_ddb(v) for k, v in item.items()})
+        self.client.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
 
     def update_batch(self, batch_id: str, **fields: Any) -> None:
         names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":f{i}": _to_ddb(v) for i, v in enumerate(fields.values())}
+        values = {f":f{i}": to_ddb(v) for i, v in enumerate(fields.values())}
         self.client.update_item(
             TableName=self.table,
             Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}},
@@ -469,7 +472,7 @@ class Catalog:
         r = self.client.get_item(
             TableName=self.table, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}}, ConsistentRead=True
         )
-        return _from_ddb(r["Item"]) if "Item" in r else None
+        return from_ddb(r["Item"]) if "Item" in r else None
 
     def list_batches(self, limit: int = 25) -> list[dict[str, Any]]:
         """Batches, newest first (gsi1 BATCHES; no scan)."""
@@ -481,7 +484,7 @@ class Catalog:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_from_ddb(i) for i in r.get("Items", [])]
+        return [from_ddb(i) for i in r.get("Items", [])]
 
     # ------------------------------------------------------------------------------------ back-pressure
     def acquire_job_slots(self, video_id: str, jobs: int, bound: int) -> bool:
@@ -496,7 +499,7 @@ class Catalog:
                             "Key": video_key(video_id),
                             "UpdateExpression": "SET job_slots = :n",
                             "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(job_slots)",
-                            "ExpressionAttributeValues": {":n": _to_ddb(jobs)},
+                            "ExpressionAttributeValues": {":n": to_ddb(jobs)},
                         }
                     },
                     {
@@ -505,7 +508,7 @@ class Catalog:
                             "Key": LIMITS_KEY,
                             "UpdateExpression": "ADD in_flight :n",
                             "ConditionExpression": "attribute_not_exists(in_flight) OR in_flight <= :room",
-                            "ExpressionAttributeValues": {":n": _to_ddb(jobs), ":room": _to_ddb(bound - jobs)},
+                            "ExpressionAttributeValues": {":n": to_ddb(jobs), ":room": to_ddb(bound - jobs)},
                         }
                     },
                 ]
@@ -530,7 +533,7 @@ class Catalog:
                             "Key": video_key(video_id),
                             "UpdateExpression": "REMOVE job_slots",
                             "ConditionExpression": "job_slots = :n",
-                            "ExpressionAttributeValues": {":n": _to_ddb(held)},
+                            "ExpressionAttributeValues": {":n": to_ddb(held)},
                         }
                     },
                     {
@@ -538,7 +541,7 @@ class Catalog:
                             "TableName": self.table,
                             "Key": LIMITS_KEY,
                             "UpdateExpression": "ADD in_flight :minus",
-                            "ExpressionAttributeValues": {":minus": _to_ddb(-held)},
+                            "ExpressionAttributeValues": {":minus": to_ddb(-held)},
                         }
                     },
                 ]
@@ -551,12 +554,12 @@ class Catalog:
 
     def jobs_in_flight(self) -> int:
         r = self.client.get_item(TableName=self.table, Key=LIMITS_KEY, ConsistentRead=True)
-        return int(_from_ddb(r["Item"]).get("in_flight", 0)) if "Item" in r else 0
+        return int(from_ddb(r["Item"]).get("in_flight", 0)) if "Item" in r else 0
 
     # -------------------------------------------------------------------------------------------- reads
     def get_video(self, video_id: str) -> dict[str, Any] | None:
         r = self.client.get_item(TableName=self.table, Key=video_key(video_id), ConsistentRead=True)
-        return _from_ddb(r["Item"]) if "Item" in r else None
+        return from_ddb(r["Item"]) if "Item" in r else None
 
     def video_for_job(self, job_id: str) -> str | None:
         r = self.client.get_item(
@@ -575,7 +578,7 @@ class Catalog:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_from_ddb(i) for i in r.get("Items", [])]
+        return [from_ddb(i) for i in r.get("Items", [])]
 
     def list_videos(
         self, *, campaign: str | None = None, source: str | None = None, limit: int = 50
@@ -593,7 +596,7 @@ class Catalog:
             ScanIndexForward=False,
             Limit=limit,
         )
-        return [_from_ddb(i) for i in r.get("Items", [])]
+        return [from_ddb(i) for i in r.get("Items", [])]
 
     def stats(self) -> dict[str, dict[str, int]]:
         r = self.client.query(
@@ -602,6 +605,6 @@ class Catalog:
             ExpressionAttributeValues={":pk": {"S": "STATS"}},
         )
         out = {}
-        for item in map(_from_ddb, r.get("Items", [])):
+        for item in map(from_ddb, r.get("Items", [])):
             out[item["sk"].removeprefix("SOURCE#")] = {k: int(item.get(k, 0)) for k in ("raw", "processed", "failed")}
         return out

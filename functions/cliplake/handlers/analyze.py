@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cliplake.adapters.queue import back_off
 from cliplake.adapters.rekognition import Backpressure
-from cliplake.analyze import AnalyzeResult, ObjectRef, analyze_object
-from cliplake.contracts import S3NotificationSqsRecord
+from cliplake.analyze import AnalyzeResult, analyze_object
+from cliplake.contracts import ObjectRef, S3NotificationSqsRecord
 from cliplake.services import get_services
 
 logger = Logger(service="analyze")
@@ -23,7 +23,7 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
     svc = get_services()
     analyze = svc.idempotent(analyze_object, "ref")
     for event in record.body.Records:
-        ref = ObjectRef(bucket=event.s3.bucket.name, key=event.s3.object.key, etag=event.s3.object.eTag or "")
+        ref = ObjectRef.from_event(event)
         try:
             result = AnalyzeResult.model_validate(analyze(svc, ref=ref))
         except Backpressure as err:

@@ -9,8 +9,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cliplake.contracts import S3NotificationSqsRecord
-from cliplake.index import IndexResult, SummaryRef, index_summary
+from cliplake.contracts import ObjectRef, S3NotificationSqsRecord
+from cliplake.index import IndexResult, index_summary
 from cliplake.services import get_services
 
 logger = Logger(service="index")
@@ -21,7 +21,7 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
     svc = get_services()
     index = svc.idempotent(index_summary, "ref")
     for event in record.body.Records:
-        ref = SummaryRef(bucket=event.s3.bucket.name, key=event.s3.object.key, etag=event.s3.object.eTag or "")
+        ref = ObjectRef.from_event(event)
         result = IndexResult.model_validate(index(svc, ref=ref))
         metrics.add_metric(name=f"Summaries{result.outcome.title()}", unit=MetricUnit.Count, value=1)
 

@@ -7,20 +7,14 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
 
 from cliplake.batches import ingest_item
-from cliplake.contracts import ItemTask
+from cliplake.contracts import ItemSqsRecord
 from cliplake.services import get_services
 
 logger = Logger(service="ingest")
 metrics = Metrics(namespace="cliplake", service="ingest")
-
-
-class ItemSqsRecord(SqsRecordModel):
-    body: Json[ItemTask]  # type: ignore[assignment]
 
 
 def record_handler(record: ItemSqsRecord) -> None:
