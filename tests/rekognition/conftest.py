@@ -36,8 +36,7 @@ def assets() -> Path:
     root = assets_dir()
     if not (root / "imagenet/synsets.txt").exists():
         pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
-    if not models.label_model_path(root).exists():
-        models.export_label_model(models.label_model_path(root))
+    models.prepare_models(root)  # a no-op once `python -m cliplake_ops.assets` has run
     return root
 
 

@@ -1,0 +1,98 @@
+"""The optimised models against the originals, on frames the int8 models were not calibrated on.
+
+Held-out frames: the scikit-image photos (and their mirror images), lavfi test patterns and Big Buck Bunny at
+timestamps between the calibration ones.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from cliplake_ops.localcloud.rekognition import models, moderation
+from cliplake_ops.localcloud.rekognition.labels import LabelModel
+from cliplake_ops.localcloud.rekognition.moderation import ModerationModel, nsfw_input
+
+
+def _raw(args: list[str], w: int, h: int) -> list[np.ndarray]:
+    import imageio_ffmpeg
+
+    out = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args, "-f", "rawvideo",
+         "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return list(np.frombuffer(out, np.uint8).reshape(-1, h, w, 3))
+
+
+@pytest.fixture(scope="module")
+def held_out(assets) -> list[np.ndarray]:
+    frames = []
+    for name in ("astronaut", "chelsea", "coffee"):
+        rgb = cv2.cvtColor(cv2.imread(str(assets / f"photos/{name}.png")), cv2.COLOR_BGR2RGB)
+        frames += [rgb, np.ascontiguousarray(rgb[:, ::-1])]
+    for src in ("testsrc2", "mandelbrot", "smptebars", "cellauto"):
+        frames += _raw(["-f", "lavfi", "-i", f"{src}=size=640x360:rate=2", "-frames:v", "2"], 640, 360)
+    bunny = assets / "samples/big_buck_bunny.mp4"
+    frames += _raw(["-ss", "0.17", "-i", str(bunny), "-vf", "fps=1.5,scale=640:360", "-frames:v", "7"], 640, 360)
+    assert len(frames) >= 20
+    return frames
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def test_folded_nsfw_graph_is_the_same_network(assets, held_out):
+    original, folded = _session(models.nsfw_source()), _session(assets / models.NSFW_MODEL)
+    assert len(folded.get_inputs()) == 1 and folded.get_inputs()[0].name == "input_0"
+    x = np.stack([nsfw_input(f) for f in held_out])
+    a = original.run(None, {"input_0": x})[0][:, 1]
+    b = folded.run(None, {"input_0": x})[0][:, 1]
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_nsfw_int8_screen_stays_within_half_the_screen_margin(assets, held_out):
+    model = ModerationModel(assets)
+    diffs = [abs(model.score_int8(f) - model.score_fp32(f)) for f in held_out]
+    assert max(diffs) < moderation.SCREEN / 2, max(diffs)
+
+
+def test_screened_frames_are_scored_by_the_float_model(assets, held_out, monkeypatch):
+    model = ModerationModel(assets)
+    frame = held_out[0]
+    assert model.score(frame) == model.score_int8(frame)  # a safe photo: the screen's score
+    monkeypatch.setattr(moderation, "SCREEN", 0.0)  # every frame passes the screen
+    assert model.score(frame) == model.score_fp32(frame)
+
+
+def test_int8_labels_move_less_than_a_four_pixel_shift(assets, held_out):
+    int8, fp32 = LabelModel(assets), LabelModel(assets, precision="fp32")
+    p8, p32 = int8.probabilities(held_out), fp32.probabilities(held_out)
+    shifted = fp32.probabilities([np.ascontiguousarray(f[:, 4:]) for f in held_out])
+    quant_delta = np.abs(p8 - p32).max(axis=1)
+    shift_delta = np.abs(shifted - p32).max(axis=1)
+    assert quant_delta.max() <= max(0.1, shift_delta.max()), (quant_delta.max(), shift_delta.max())
+    assert np.median(quant_delta) <= 2 * np.median(shift_delta) + 0.01
+    confident = p32.max(axis=1) >= 0.3
+    assert confident.sum() >= 3
+    assert (p8.argmax(axis=1)[confident] == p32.argmax(axis=1)[confident]).all()
+
+
+def test_prepare_models_is_idempotent(assets, capsys):
+    before = {p: p.stat().st_mtime_ns for p in (assets / "models").glob("*.onnx")}
+    models.prepare_models(assets)
+    assert {p: p.stat().st_mtime_ns for p in (assets / "models").glob("*.onnx")} == before
+    assert capsys.readouterr().out == ""
+
+
+def test_engine_refuses_to_start_without_prepared_models(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"python -m cliplake_ops\.assets"):
+        ModerationModel(tmp_path)
