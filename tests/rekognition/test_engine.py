@@ -70,6 +70,12 @@ def test_person_found_on_pedestrians(people_clip, analyse):
     assert 0 <= box.left < 1 and 0 <= box.top < 1 and 0 < box.width <= 1 and 0 < box.height <= 1
 
 
+def test_no_person_on_clips_without_people(videos, analyse):
+    for name in ("cuts", "chelsea", "coffee"):
+        a = analyse(videos[name])
+        assert a.people and all(found == [] for _, found in a.people), name
+
+
 def test_safe_clips_have_no_moderation_findings(videos, analyse):
     for name in ("cuts", "chelsea", "coffee"):
         assert all(score < 0.5 for _, score in analyse(videos[name]).moderation), name

@@ -2,11 +2,11 @@
 
 Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
-``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s), because
-Open-NSFW costs ≈ 3x and the HOG detector ≈ 10x a label inference. Shots and black frames see every frame.
-Inference runs on ``inference_threads`` worker threads fed by the sample reader (at most a few frames in
-flight), overlapping ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference
-(1 is fastest on 2 cores, where ffmpeg already keeps both busy).
+``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s). Shots
+and black frames see every frame. Inference runs on ``inference_threads`` worker threads fed by the sample
+reader (at most ``IN_FLIGHT`` frames queued), overlapping ffmpeg's decoding; ``threads`` is the
+onnxruntime/OpenCV thread count per inference. One worker with one thread each is fastest on 2 cores, where
+ffmpeg's decoding already keeps both busy (2 workers: ≈ 5 % slower on the 720p benchmark).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .moderation import ModerationModel
 from .people import Instance, PeopleDetector
 from .shots import ShotTracker, Span
 
-LABEL_SIZE = 224
+IN_FLIGHT = 4  # sampled frames queued for inference at most
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Engine:
         sample_ms: int = dec.SAMPLE_MS,
         moderation_every: int = 2,
         people_every: int = 4,
-        inference_threads: int = 2,
+        inference_threads: int = 1,
     ) -> None:
         from .models import default_assets_dir
 
@@ -80,7 +80,7 @@ class Engine:
             if self._labels is None:
                 cv2.setNumThreads(self.threads)
                 self._labels = LabelModel(self.assets_dir, self.threads)
-                self._moderation = ModerationModel(self.threads)
+                self._moderation = ModerationModel(self.assets_dir, self.threads)
                 self._people = PeopleDetector()
 
     def label_catalogue(self) -> dict[str, LabelInfo]:
@@ -104,7 +104,7 @@ class Engine:
         }
 
         pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="rekognition-infer")
-        in_flight = threading.BoundedSemaphore(4 * self.inference_threads)
+        in_flight = threading.BoundedSemaphore(IN_FLIGHT)
         futures: list[Future] = []
 
         def submit(fn, *args) -> None:
@@ -114,8 +114,7 @@ class Engine:
             futures.append(fut)
 
         def labels(ms: int, rgb: np.ndarray) -> None:
-            small = cv2.resize(rgb, (LABEL_SIZE, LABEL_SIZE), interpolation=cv2.INTER_AREA)
-            result.labels.append((ms, self._labels.predict(small[None])[0]))
+            result.labels.append((ms, self._labels.predict([rgb])[0]))
 
         def on_sample(k: int, rgb: np.ndarray) -> None:
             ms = round(k * step_ms)

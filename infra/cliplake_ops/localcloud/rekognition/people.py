@@ -1,8 +1,13 @@
 """People: OpenCV's HOG + linear SVM pedestrian detector (Dalal & Triggs; shipped inside OpenCV 4.x).
 
-ImageNet-1k has no person class, so "Person" comes from here. Detections on a sampled frame are merged with
-non-maximum suppression; the SVM margin ``w`` becomes a confidence ``100 / (1 + exp(-2 w))`` and detections
-under ``MIN_MARGIN`` are dropped. Limits: upright, mostly unoccluded people at least ~128 px tall in the
+ImageNet-1k has no person class, so "Person" comes from here. The window scans an image pyramid with
+``SCALE`` 1.2 between levels; every window the SVM accepts is kept (``groupThreshold=0``) and overlapping ones
+are merged by non-maximum suppression; the SVM margin ``w`` becomes a confidence ``100 / (1 + exp(-2 w))``
+and detections under ``MIN_MARGIN`` are dropped. Against OpenCV's usual ``scale=1.05`` with grouping of at
+least 2 windows, this is 3.3x faster and finds people on 38 instead of 35 of 80 vtest frames, with no
+detection on the cartoon, test-pattern and photo frames checked (README, "Speed").
+
+Limits: upright, mostly unoccluded people at least ~128 px tall in the
 analysed frame (≤ 360 px high); seated people, close-ups and crowds are often missed.
 """
 
@@ -17,6 +22,7 @@ import numpy as np
 
 MIN_MARGIN = 0.3
 NMS_IOU = 0.4
+SCALE = 1.2
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class Instance:
 
 
 class PeopleDetector:
-    version = "opencv-hog-default-people-4"
+    version = "opencv-hog-default-people-4-s1.2"
 
     def __init__(self) -> None:
         self._hog = cv2.HOGDescriptor()
@@ -42,7 +48,9 @@ class PeopleDetector:
             return []
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         with self._lock:
-            rects, weights = self._hog.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
+            rects, weights = self._hog.detectMultiScale(
+                gray, winStride=(8, 8), padding=(8, 8), scale=SCALE, groupThreshold=0
+            )
         if len(rects) == 0:
             return []
         weights = np.asarray(weights, dtype=float).ravel()
