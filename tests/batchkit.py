@@ -8,13 +8,13 @@ import copy
 import hashlib
 import json
 import subprocess
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from httpkit import LocalServer, QuietHandler
 
 from cliplake.media import ffmpeg_exe
 
@@ -54,12 +54,7 @@ class SourcesServer:
         self.requests: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.requests.append(self.path)
                 path = urlparse(self.path).path
@@ -79,25 +74,11 @@ class SourcesServer:
                         return self._send(200, f.read_bytes(), {"Content-Type": "video/mp4"})
                 return self._send(404, b"not found")
 
-            def _json(self, body: Any, headers: dict[str, str] | None = None) -> None:
-                self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
-
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self._server = LocalServer(Handler)
+        self.url = self._server.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.close()
 
     # --- results in the APIs' shapes, from the recorded fixtures
     def wiki_page(self, clip: Path, pageid: int, served_as: str | None = None) -> dict[str, Any]:

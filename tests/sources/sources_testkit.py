@@ -6,14 +6,13 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import responses
+from httpkit import LocalServer, QuietHandler
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "sources"
@@ -84,12 +83,7 @@ class MediaServer:
         self.paths: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
+        class Handler(QuietHandler):
             def handle(self) -> None:
                 with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # clients hanging up on purpose
                     super().handle()
@@ -125,14 +119,6 @@ class MediaServer:
                     return self._send(status, text.encode(), headers)
                 return self._send(404, b"not found")
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
             def _stream(self, size: int) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp4")
@@ -148,15 +134,11 @@ class MediaServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._server = LocalServer(Handler)
+        self.url = self._server.url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._server.close()
 
 
 def generated_sha1(size: int) -> str:
