@@ -17,6 +17,7 @@ Indexes: gsi1 (CAMPAIGN#<campaign>, <created>#<id>; BATCHES, <started>#<batch>) 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -93,6 +94,17 @@ class Catalog:
         self.table = table
         self.client = client or boto3.client("dynamodb")
 
+    @staticmethod
+    def _write(call: Callable[..., Any], **kwargs: Any) -> Any | None:
+        """Run one conditional write (``put_item``, ``update_item``, ``transact_write_items``): its response,
+        or None when its condition, or one of a transaction's conditions, does not hold."""
+        try:
+            return call(**kwargs)
+        except ClientError as err:
+            if _conditional_failed(err):
+                return None
+            raise
+
     def _count(self, source: str, counter: str) -> dict[str, Any]:
         """The transaction item adding one to a per-source counter (`raw`, `processed`, `failed`)."""
         return {
@@ -146,45 +158,34 @@ class Catalog:
         }
         if batch_id:
             item["batch_id"] = batch_id
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {k: to_ddb(v) for k, v in item.items()},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    self._count(source, "raw"),
-                ]
-            )
+        put = {
+            "Put": {
+                "TableName": self.table,
+                "Item": {k: to_ddb(v) for k, v in item.items()},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        if self._write(self.client.transact_write_items, TransactItems=[put, self._count(source, "raw")]) is not None:
             return True
-        except ClientError as err:
-            if not _conditional_failed(err):
-                raise
         # Known video: a new object version restarts its analysis; the same version changes nothing.
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=video_key(video_id),
-                UpdateExpression="SET raw_etag = :etag, #b = :size, #s = :received, reason = :empty, "
-                "jobs = :nojobs, updated_at = :now, attribution = :attr",
-                ConditionExpression="raw_etag <> :etag",
-                ExpressionAttributeNames={"#s": "status", "#b": "bytes"},
-                ExpressionAttributeValues={
-                    ":etag": to_ddb(etag),
-                    ":size": to_ddb(size),
-                    ":received": to_ddb(VideoStatus.RECEIVED.value),
-                    ":empty": to_ddb(""),
-                    ":nojobs": {"M": {}},
-                    ":now": to_ddb(now),
-                    ":attr": to_ddb(attribution.model_dump()),
-                },
-            )
-        except ClientError as err:
-            if not _conditional_failed(err):
-                raise
+        self._write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=video_key(video_id),
+            UpdateExpression="SET raw_etag = :etag, #b = :size, #s = :received, reason = :empty, "
+            "jobs = :nojobs, updated_at = :now, attribution = :attr",
+            ConditionExpression="raw_etag <> :etag",
+            ExpressionAttributeNames={"#s": "status", "#b": "bytes"},
+            ExpressionAttributeValues={
+                ":etag": to_ddb(etag),
+                ":size": to_ddb(size),
+                ":received": to_ddb(VideoStatus.RECEIVED.value),
+                ":empty": to_ddb(""),
+                ":nojobs": {"M": {}},
+                ":now": to_ddb(now),
+                ":attr": to_ddb(attribution.model_dump()),
+            },
+        )
         return False
 
     def set_status(self, video_id: str, status: VideoStatus, unless: VideoStatus | None = None, **fields: Any) -> bool:
@@ -200,50 +201,36 @@ class Catalog:
         if unless is not None:
             values[":unless"] = to_ddb(unless.value)
             condition = {"ConditionExpression": "#s <> :unless"}
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=video_key(video_id),
-                UpdateExpression="SET " + ", ".join(sets),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                **condition,
-            )
-        except ClientError as err:
-            if _conditional_failed(err):
-                return False
-            raise
-        return True
+        done = self._write(
+            self.client.update_item,
+            TableName=self.table,
+            Key=video_key(video_id),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **condition,
+        )
+        return done is not None
 
     def mark_failed(self, video_id: str, source: str, reason: str) -> bool:
         """FAILED with a readable reason; counted once per video. Returns False if it had already failed."""
         now = now_iso()
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": video_key(video_id),
-                            "UpdateExpression": "SET #s = :failed, reason = :reason, updated_at = :now, "
-                            "failed_at = :now",
-                            "ConditionExpression": "attribute_not_exists(#s) OR #s <> :failed",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":failed": to_ddb(VideoStatus.FAILED.value),
-                                ":reason": to_ddb(reason[:1000]),
-                                ":now": to_ddb(now),
-                            },
-                        }
-                    },
-                    self._count(source, "failed"),
-                ]
-            )
-            return True
-        except ClientError as err:
-            if _conditional_failed(err):
-                return False
-            raise
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": video_key(video_id),
+                "UpdateExpression": "SET #s = :failed, reason = :reason, updated_at = :now, failed_at = :now",
+                "ConditionExpression": "attribute_not_exists(#s) OR #s <> :failed",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":failed": to_ddb(VideoStatus.FAILED.value),
+                    ":reason": to_ddb(reason[:1000]),
+                    ":now": to_ddb(now),
+                },
+            }
+        }
+        done = self._write(self.client.transact_write_items, TransactItems=[update, self._count(source, "failed")])
+        return done is not None
 
     def record_jobs(self, video_id: str, job_ids: dict[JobKind, str], started_at: str) -> None:
         """Remember the started jobs in one transaction; never overwrites what a completion already wrote."""
@@ -321,24 +308,15 @@ class Catalog:
             "ExpressionAttributeValues": values,
         }
         previous = self.get_video(vid) or {}
-        try:  # first index of this video: count it as processed, once
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Update": {**update, "ConditionExpression": "attribute_not_exists(indexed_at)"}},
-                    self._count(summary.source, "processed"),
-                ]
-            )
-        except ClientError as err:
-            if not _conditional_failed(err):
-                raise
-            try:  # already indexed: only a different summary changes anything
-                names["#se"] = "summary_etag"
-                values[":etag"] = to_ddb(summary_etag)
-                self.client.update_item(**update, ConditionExpression="#se <> :etag")
-            except ClientError as err2:
-                if _conditional_failed(err2):
-                    return False
-                raise
+        first = [  # first index of this video: count it as processed, once
+            {"Update": {**update, "ConditionExpression": "attribute_not_exists(indexed_at)"}},
+            self._count(summary.source, "processed"),
+        ]
+        if self._write(self.client.transact_write_items, TransactItems=first) is None:
+            names["#se"] = "summary_etag"  # already indexed: only a different summary changes anything
+            values[":etag"] = to_ddb(summary_etag)
+            if self._write(self.client.update_item, **update, ConditionExpression="#se <> :etag") is None:
+                return False
         self._write_labels(summary, previous.get("label_scores", {}))
         return True
 
@@ -378,16 +356,13 @@ class Catalog:
         item message writes the same token again; an item already completed keeps its completion."""
         item = {"pk": f"VIDEO#{video_id}", "sk": "TASK", "video_id": video_id, "task_token": token,
                 "batch_id": batch_id, "ingest_started_at": now_iso(), **fields}  # fmt: skip
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item={k: to_ddb(v) for k, v in item.items()},
-                ConditionExpression="attribute_not_exists(completed_at) OR task_token <> :t",
-                ExpressionAttributeValues={":t": to_ddb(token)},
-            )
-        except ClientError as err:
-            if not _conditional_failed(err):
-                raise
+        self._write(
+            self.client.put_item,
+            TableName=self.table,
+            Item={k: to_ddb(v) for k, v in item.items()},
+            ConditionExpression="attribute_not_exists(completed_at) OR task_token <> :t",
+            ExpressionAttributeValues={":t": to_ddb(token)},
+        )
 
     def get_task(self, video_id: str) -> dict[str, Any] | None:
         r = self.client.get_item(
@@ -398,24 +373,20 @@ class Catalog:
     def finish_task(self, video_id: str, outcome: str, reason: str = "") -> dict[str, Any] | None:
         """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
         when the video belongs to no batch)."""
-        try:
-            r = self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
-                UpdateExpression="SET completed_at = :now, outcome = :o, reason = :r",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completed_at)",
-                ExpressionAttributeValues={
-                    ":now": to_ddb(now_iso()),
-                    ":o": to_ddb(outcome),
-                    ":r": to_ddb(reason[:1000]),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as err:
-            if _conditional_failed(err):
-                return None
-            raise
-        return from_ddb(r["Attributes"])
+        r = self._write(
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
+            UpdateExpression="SET completed_at = :now, outcome = :o, reason = :r",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completed_at)",
+            ExpressionAttributeValues={
+                ":now": to_ddb(now_iso()),
+                ":o": to_ddb(outcome),
+                ":r": to_ddb(reason[:1000]),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return None if r is None else from_ddb(r["Attributes"])
 
     def reopen_task(self, video_id: str) -> None:
         """Undo `finish_task` when the token could not be sent, so a retry completes it."""
@@ -490,33 +461,28 @@ class Catalog:
     def acquire_job_slots(self, video_id: str, jobs: int, bound: int) -> bool:
         """Reserve `jobs` of the `bound` Rekognition jobs in flight for a video, once (a video already holding
         its slots gets True again). False when full: the caller backs off."""
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": video_key(video_id),
-                            "UpdateExpression": "SET job_slots = :n",
-                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(job_slots)",
-                            "ExpressionAttributeValues": {":n": to_ddb(jobs)},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": LIMITS_KEY,
-                            "UpdateExpression": "ADD in_flight :n",
-                            "ConditionExpression": "attribute_not_exists(in_flight) OR in_flight <= :room",
-                            "ExpressionAttributeValues": {":n": to_ddb(jobs), ":room": to_ddb(bound - jobs)},
-                        }
-                    },
-                ]
-            )
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": video_key(video_id),
+                    "UpdateExpression": "SET job_slots = :n",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(job_slots)",
+                    "ExpressionAttributeValues": {":n": to_ddb(jobs)},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": LIMITS_KEY,
+                    "UpdateExpression": "ADD in_flight :n",
+                    "ConditionExpression": "attribute_not_exists(in_flight) OR in_flight <= :room",
+                    "ExpressionAttributeValues": {":n": to_ddb(jobs), ":room": to_ddb(bound - jobs)},
+                }
+            },
+        ]
+        if self._write(self.client.transact_write_items, TransactItems=items) is not None:
             return True
-        except ClientError as err:
-            if not _conditional_failed(err):
-                raise
         return "job_slots" in (self.get_video(video_id) or {})
 
     def release_job_slots(self, video_id: str) -> bool:
@@ -524,33 +490,26 @@ class Catalog:
         held = (self.get_video(video_id) or {}).get("job_slots")
         if not held:
             return False
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": video_key(video_id),
-                            "UpdateExpression": "REMOVE job_slots",
-                            "ConditionExpression": "job_slots = :n",
-                            "ExpressionAttributeValues": {":n": to_ddb(held)},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": LIMITS_KEY,
-                            "UpdateExpression": "ADD in_flight :minus",
-                            "ExpressionAttributeValues": {":minus": to_ddb(-held)},
-                        }
-                    },
-                ]
-            )
-            return True
-        except ClientError as err:
-            if _conditional_failed(err):
-                return False
-            raise
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": video_key(video_id),
+                    "UpdateExpression": "REMOVE job_slots",
+                    "ConditionExpression": "job_slots = :n",
+                    "ExpressionAttributeValues": {":n": to_ddb(held)},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": LIMITS_KEY,
+                    "UpdateExpression": "ADD in_flight :minus",
+                    "ExpressionAttributeValues": {":minus": to_ddb(-held)},
+                }
+            },
+        ]
+        return self._write(self.client.transact_write_items, TransactItems=items) is not None
 
     def jobs_in_flight(self) -> int:
         r = self.client.get_item(TableName=self.table, Key=LIMITS_KEY, ConsistentRead=True)
