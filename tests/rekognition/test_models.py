@@ -6,7 +6,6 @@ timestamps between the calibration ones.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -15,19 +14,9 @@ import onnxruntime as ort
 import pytest
 
 from cliplake_ops.localcloud.rekognition import models, moderation
+from cliplake_ops.localcloud.rekognition.decode import rgb_frames
 from cliplake_ops.localcloud.rekognition.labels import LabelModel
 from cliplake_ops.localcloud.rekognition.moderation import ModerationModel, nsfw_input
-
-
-def _raw(args: list[str], w: int, h: int) -> list[np.ndarray]:
-    import imageio_ffmpeg
-
-    out = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *args, "-f", "rawvideo",
-         "-pix_fmt", "rgb24", "-"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    return list(np.frombuffer(out, np.uint8).reshape(-1, h, w, 3))
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +26,9 @@ def held_out(assets) -> list[np.ndarray]:
         rgb = cv2.cvtColor(cv2.imread(str(assets / f"photos/{name}.png")), cv2.COLOR_BGR2RGB)
         frames += [rgb, np.ascontiguousarray(rgb[:, ::-1])]
     for src in ("testsrc2", "mandelbrot", "smptebars", "cellauto"):
-        frames += _raw(["-f", "lavfi", "-i", f"{src}=size=640x360:rate=2", "-frames:v", "2"], 640, 360)
+        frames += rgb_frames(["-f", "lavfi", "-i", f"{src}=size=640x360:rate=2", "-frames:v", "2"], 640, 360)
     bunny = assets / "samples/big_buck_bunny.mp4"
-    frames += _raw(["-ss", "0.17", "-i", str(bunny), "-vf", "fps=1.5,scale=640:360", "-frames:v", "7"], 640, 360)
+    frames += rgb_frames(["-ss", "0.17", "-i", str(bunny), "-vf", "fps=1.5,scale=640:360", "-frames:v", "7"], 640, 360)
     assert len(frames) >= 20
     return frames
 

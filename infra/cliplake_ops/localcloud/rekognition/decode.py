@@ -136,6 +136,17 @@ class Plan:
         )
 
 
+def rgb_frames(args: list[str], width: int, height: int) -> list[np.ndarray]:
+    """A few RGB frames of ``width``x``height`` from one ffmpeg run over ``args`` (input and filter options),
+    for set-up and tests; the engine itself streams with ``decode``."""
+    raw = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", *args, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return list(np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3))
+
+
 def _read_frames(stream, shape: tuple[int, int, int], sink: Callable[[int, np.ndarray], None]) -> None:
     size = shape[0] * shape[1] * shape[2]
     index = 0

@@ -16,7 +16,6 @@ Both run once, in ``models.prepare``, and write files under ``<assets>/models/``
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,13 +122,8 @@ def calibration_frames(assets_dir: Path) -> list[np.ndarray]:
         info = dec.probe(path)
         plan = dec.Plan.for_video(info)
         w, h = plan.sample
-        raw = subprocess.run(
-            [dec.ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
-             "-vf", f"fps=1/{every_s},scale={w}:{h}:flags=area", "-frames:v", str(count),
-             "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-            capture_output=True, check=True,
-        ).stdout  # fmt: skip
-        frames += list(np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3))
+        vf = f"fps=1/{every_s},scale={w}:{h}:flags=area"
+        frames += dec.rgb_frames(["-i", str(path), "-vf", vf, "-frames:v", str(count)], w, h)
     for path in sorted((assets_dir / "calibration").glob("*")):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is not None:
