@@ -26,7 +26,8 @@ def held_out(assets) -> list[np.ndarray]:
         rgb = cv2.cvtColor(cv2.imread(str(assets / f"photos/{name}.png")), cv2.COLOR_BGR2RGB)
         frames += [rgb, np.ascontiguousarray(rgb[:, ::-1])]
     for src in ("testsrc2", "mandelbrot", "smptebars", "cellauto"):
-        frames += rgb_frames(["-f", "lavfi", "-i", f"{src}=size=640x360:rate=2", "-frames:v", "2"], 640, 360)
+        graph = f"{src}=size=640x360:rate=2" + (":seed=7" if src == "cellauto" else "")  # else random each run
+        frames += rgb_frames(["-f", "lavfi", "-i", graph, "-frames:v", "2"], 640, 360)
     bunny = assets / "samples/big_buck_bunny.mp4"
     frames += rgb_frames(["-ss", "0.17", "-i", str(bunny), "-vf", "fps=1.5,scale=640:360", "-frames:v", "7"], 640, 360)
     assert len(frames) >= 20
@@ -70,9 +71,10 @@ def test_int8_labels_move_less_than_a_four_pixel_shift(assets, held_out):
     shift_delta = np.abs(shifted - p32).max(axis=1)
     assert quant_delta.max() <= max(0.1, shift_delta.max()), (quant_delta.max(), shift_delta.max())
     assert np.median(quant_delta) <= 2 * np.median(shift_delta) + 0.01
-    confident = p32.max(axis=1) >= 0.3
-    assert confident.sum() >= 3
-    assert (p8.argmax(axis=1)[confident] == p32.argmax(axis=1)[confident]).all()
+    top2 = np.sort(p32, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] >= 0.1  # frames the float model calls with a clear winner
+    assert clear.sum() >= 3
+    assert (p8.argmax(axis=1)[clear] == p32.argmax(axis=1)[clear]).all()
 
 
 def test_prepare_models_is_idempotent(assets, capsys):
