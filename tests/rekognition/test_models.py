@@ -49,22 +49,29 @@ def test_folded_nsfw_graph_is_the_same_network(assets, held_out):
     assert np.abs(a - b).max() < 1e-4
 
 
+exact_int8 = pytest.mark.skipif(
+    not models.int8_is_exact(), reason="this CPU's int8 kernels saturate: the engine runs float32 here"
+)
+
+
+@exact_int8
 def test_nsfw_int8_screen_stays_within_half_the_screen_margin(assets, held_out):
-    model = ModerationModel(assets)
+    model = ModerationModel(assets, precision="int8")
     diffs = [abs(model.score_int8(f) - model.score_fp32(f)) for f in held_out]
     assert max(diffs) < moderation.SCREEN / 2, max(diffs)
 
 
 def test_screened_frames_are_scored_by_the_float_model(assets, held_out, monkeypatch):
-    model = ModerationModel(assets)
+    model = ModerationModel(assets, precision="int8")
     frame = held_out[0]
     assert model.score(frame) == model.score_int8(frame)  # a safe photo: the screen's score
     monkeypatch.setattr(moderation, "SCREEN", 0.0)  # every frame passes the screen
     assert model.score(frame) == model.score_fp32(frame)
 
 
+@exact_int8
 def test_int8_labels_move_less_than_a_four_pixel_shift(assets, held_out):
-    int8, fp32 = LabelModel(assets), LabelModel(assets, precision="fp32")
+    int8, fp32 = LabelModel(assets, precision="int8"), LabelModel(assets, precision="fp32")
     p8, p32 = int8.probabilities(held_out), fp32.probabilities(held_out)
     shifted = fp32.probabilities([np.ascontiguousarray(f[:, 4:]) for f in held_out])
     quant_delta = np.abs(p8 - p32).max(axis=1)
@@ -75,6 +82,21 @@ def test_int8_labels_move_less_than_a_four_pixel_shift(assets, held_out):
     clear = top2[:, 1] - top2[:, 0] >= 0.1  # frames the float model calls with a clear winner
     assert clear.sum() >= 3
     assert (p8.argmax(axis=1)[clear] == p32.argmax(axis=1)[clear]).all()
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_auto_precision_runs_int8_only_where_the_cpu_computes_it_exactly(assets, held_out, monkeypatch, exact):
+    monkeypatch.setattr(models, "int8_is_exact", lambda: exact)
+    want = "int8" if exact else "fp32"
+    labels, nsfw = LabelModel(assets), ModerationModel(assets)
+    assert (labels.precision, nsfw.precision) == (want, want)
+    assert want in labels.version and want in nsfw.version
+    forced = LabelModel(assets, precision=want)
+    assert np.array_equal(labels.probabilities(held_out[:2]), forced.probabilities(held_out[:2]))
+    if not exact:  # no screen: every frame gets the float score
+        assert nsfw.score(held_out[0]) == ModerationModel(assets, precision="fp32").score_fp32(held_out[0])
+        with pytest.raises(RuntimeError):
+            nsfw.score_int8(held_out[0])
 
 
 def test_prepare_models_is_idempotent(assets, capsys):

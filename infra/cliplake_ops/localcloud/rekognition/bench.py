@@ -1,6 +1,7 @@
 """Benchmark: the engine's full analysis against a bare ffmpeg decode of the same file, in the same run.
 
     python -m cliplake_ops.localcloud.rekognition.bench [--runs 3] [--moderation-every 2] [--people-every 4]
+        [--precision auto|int8|fp32]
 
 For the bundled sample(s) and a 60 s 1280x720 30 fps H.264 clip made with ffmpeg (``testsrc2``, cached under
 ``<assets>/bench/``) it reports the median of ``runs`` timings of ``ffmpeg -i f -f null -`` and of
@@ -73,7 +74,10 @@ def run(report: Callable[[str], None] = print, runs: int = 3, engine: Engine | N
     engine = engine or Engine(assets)
     t = time.perf_counter()
     engine.label_catalogue()  # loads every model
-    report(f"models loaded in {time.perf_counter() - t:.2f} s; {os.cpu_count()} CPUs; median of {runs} runs")
+    report(
+        f"models loaded in {time.perf_counter() - t:.2f} s ({engine.label_version}, {engine.moderation_version}); "
+        f"{os.cpu_count()} CPUs; median of {runs} runs"
+    )
     files = [p for p in (assets / "samples").glob("*.mp4")] + [synthetic_clip(assets)]
     rows = []
     for path in sorted(files):
@@ -92,8 +96,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--moderation-every", type=int, default=2, help="samples between moderation runs")
     parser.add_argument("--people-every", type=int, default=4, help="samples between people runs (0: off)")
+    parser.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto")
     args = parser.parse_args()
-    engine = Engine(moderation_every=args.moderation_every, people_every=args.people_every)
+    engine = Engine(moderation_every=args.moderation_every, people_every=args.people_every, precision=args.precision)
     print(f"sampling: labels every sample, moderation every {args.moderation_every}, people every {args.people_every}")
     run(print, args.runs, engine)
 

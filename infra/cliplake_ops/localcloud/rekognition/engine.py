@@ -48,8 +48,6 @@ class Analysis:
 class Engine:
     """Loads the models once (lazily, thread-safe) and analyses files."""
 
-    label_version = LabelModel.version
-    moderation_version = ModerationModel.version
     shot_version = "pyscenedetect-0.7-adaptive"
     cue_version = "luma-blackframes-1.0"
 
@@ -61,6 +59,7 @@ class Engine:
         moderation_every: int = 2,
         people_every: int = 4,
         inference_threads: int = 1,
+        precision: str = "auto",
     ) -> None:
         from .models import default_assets_dir
 
@@ -70,6 +69,7 @@ class Engine:
         self.moderation_every = moderation_every
         self.people_every = people_every  # 0 disables people detection
         self.inference_threads = inference_threads
+        self.precision = precision  # of the label and moderation models: auto | int8 | fp32
         self._lock = threading.Lock()
         self._labels: LabelModel | None = None
         self._moderation: ModerationModel | None = None
@@ -79,9 +79,19 @@ class Engine:
         with self._lock:
             if self._labels is None:
                 cv2.setNumThreads(self.threads)
-                self._labels = LabelModel(self.assets_dir, self.threads)
-                self._moderation = ModerationModel(self.assets_dir, self.threads)
+                self._labels = LabelModel(self.assets_dir, self.threads, self.precision)
+                self._moderation = ModerationModel(self.assets_dir, self.threads, self.precision)
                 self._people = PeopleDetector()
+
+    @property
+    def label_version(self) -> str:
+        self._load()
+        return self._labels.version
+
+    @property
+    def moderation_version(self) -> str:
+        self._load()
+        return self._moderation.version
 
     def label_catalogue(self) -> dict[str, LabelInfo]:
         """Every label the label model can emit, with its parents and category."""

@@ -108,20 +108,20 @@ def label_input(rgb: np.ndarray) -> np.ndarray:
 
 
 class LabelModel:
-    """EfficientNet-Lite0, int8, in onnxruntime; ``predict`` takes RGB uint8 frames.
+    """EfficientNet-Lite0 in onnxruntime; ``predict`` takes RGB uint8 frames.
 
-    The int8 graph (``models.LABEL_MODEL_INT8``) is 2.3x faster than float32 and, on held-out frames, moves
-    probabilities less than shifting the frame by 4 pixels does (``tests/rekognition/test_models.py``).
-    ``precision="fp32"`` loads the exported float32 graph instead.
+    ``precision="auto"`` runs the int8 graph (``models.LABEL_MODEL_INT8``, about 2x faster than float32) where the
+    CPU computes int8 exactly (``models.int8_is_exact``) and the float32 graph elsewhere; ``"int8"`` and
+    ``"fp32"`` force one. On held-out frames the int8 graph moves probabilities less than shifting the frame by
+    4 pixels does (``tests/rekognition/test_models.py``).
     """
 
-    version = "efficientnet-lite0-imagenet1k-onnx-int8-1.0"
-
-    def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "int8") -> None:
+    def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
         import onnxruntime as ort
 
-        rel = models.LABEL_MODEL_INT8 if precision == "int8" else models.LABEL_MODEL
-        path = assets_dir / rel
+        self.precision = models.resolve_precision(precision)
+        self.version = f"efficientnet-lite0-imagenet1k-onnx-{self.precision}-1.0"
+        path = assets_dir / (models.LABEL_MODEL_INT8 if self.precision == "int8" else models.LABEL_MODEL)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
         opts = ort.SessionOptions()

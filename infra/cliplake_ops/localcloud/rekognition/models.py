@@ -10,7 +10,8 @@
   into the convolutions (the same network, 25 % faster);
 - ``open_nsfw.int8.onnx``: that graph quantised to int8 (the moderation screen).
 
-See ``quantize`` for how, and the README's "Speed" section for what each step changed.
+See ``quantize`` for how, and the README's "Speed" section for what each step changed. The int8 graphs are used
+only where ``int8_is_exact()``; elsewhere the engine runs the float32 ones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,36 @@ LABEL_MODEL_INT8 = "models/efficientnet_lite0.int8.onnx"
 NSFW_MODEL = "models/open_nsfw.folded.onnx"
 NSFW_MODEL_INT8 = "models/open_nsfw.int8.onnx"
 INPUT_SIZE = 224
+
+
+def int8_is_exact() -> bool:
+    """Whether onnxruntime's int8 kernels compute exact dot products on this CPU.
+
+    On x86 they need AVX-512 VNNI: without it (AVX2 only) they multiply uint8 activations by int8 weights in
+    pairs summed into saturating 16-bit integers (``VPMADDUBSW``), and the int8 label model, measured on an
+    AVX2-only CPU (valgrind's), moved probabilities by up to 0.32 instead of 0.09. ARM64 kernels widen before
+    adding and are exact. CPU features as numpy detects them at import (numpy 2's table; without it: float32).
+    On the AVX2 CPU the Open-NSFW screen moved scores by up to 0.10 (0.08 with VNNI), inside its margin, but
+    it follows the same rule.
+    """
+    import platform
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return True
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return False
+    return bool(features.get("AVX512VNNI"))
+
+
+def resolve_precision(precision: str) -> str:
+    """``"auto"`` → ``"int8"`` where ``int8_is_exact()``, else ``"fp32"``; ``"int8"``/``"fp32"`` as given."""
+    if precision not in ("auto", "int8", "fp32"):
+        raise ValueError(f"precision must be auto, int8 or fp32, not {precision!r}")
+    if precision == "auto":
+        return "int8" if int8_is_exact() else "fp32"
+    return precision
 
 
 def default_assets_dir() -> Path:

@@ -10,11 +10,12 @@ Mapping to Rekognition's taxonomy (model version 7 names), per sampled frame wit
 Yahoo's guidance: < 0.2 safe, > 0.8 unsafe. The model only knows nudity/pornography: violence, drugs, hate
 symbols, gestures and the other Rekognition categories are never reported.
 
-Screen and confirm: every sampled frame is scored by the int8 graph (``models.NSFW_MODEL_INT8``, 4.5 ms per
-frame against 10 ms) on a quick input (OpenCV area resize, no JPEG round trip); a frame scoring ``≥ SCREEN``
-is scored again by the float32 graph (``models.NSFW_MODEL``) on the package's exact preprocessing, and that
-score is the one kept. ``SCREEN`` is half the lowest reporting threshold; the screen and the float32 model
-differ by less than ``SCREEN / 2`` on held-out frames (``tests/rekognition/test_models.py``), so every
+Screen and confirm, where the CPU computes int8 exactly (``models.int8_is_exact``; elsewhere every frame is
+scored by the float32 graph): every sampled frame is scored by the int8 graph (``models.NSFW_MODEL_INT8``,
+4.5 ms per frame against 10 ms) on a quick input (OpenCV area resize, no JPEG round trip); a frame scoring
+``≥ SCREEN`` is scored again by the float32 graph (``models.NSFW_MODEL``) on the package's exact preprocessing,
+and that score is the one kept. ``SCREEN`` is half the lowest reporting threshold; the screen and the float32
+model differ by less than ``SCREEN / 2`` on held-out frames (``tests/rekognition/test_models.py``), so every
 finding is the float32 model's.
 """
 
@@ -52,21 +53,27 @@ def screen_input(rgb: np.ndarray) -> np.ndarray:
 
 
 class ModerationModel:
-    version = "open-nsfw-1.0-onnx-int8-screen"
+    """Open-NSFW in onnxruntime. ``precision="auto"`` screens with the int8 graph where the CPU computes int8
+    exactly (``models.int8_is_exact``) and scores every frame with the float32 graph elsewhere; ``"int8"`` and
+    ``"fp32"`` force one."""
 
-    def __init__(self, assets_dir: Path, threads: int = 1) -> None:
+    def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
         import onnxruntime as ort
 
+        self.precision = models.resolve_precision(precision)
+        self.version = "open-nsfw-1.0-onnx-" + ("int8-screen" if self.precision == "int8" else "fp32")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        rels = (models.NSFW_MODEL_INT8, models.NSFW_MODEL) if self.precision == "int8" else (models.NSFW_MODEL,)
         sessions = []
-        for rel in (models.NSFW_MODEL_INT8, models.NSFW_MODEL):
+        for rel in rels:
             path = assets_dir / rel
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
             sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
-        self._screen, self._full = sessions  # sessions are thread-safe
+        self._full = sessions[-1]  # sessions are thread-safe
+        self._screen = sessions[0] if self.precision == "int8" else None
 
     @staticmethod
     def _run(session, x: np.ndarray) -> float:
@@ -74,6 +81,8 @@ class ModerationModel:
 
     def score(self, rgb: np.ndarray) -> float:
         """The NSFW probability of one frame: the int8 screen's below ``SCREEN``, else the float32 model's."""
+        if self._screen is None:
+            return self.score_fp32(rgb)
         quick = self._run(self._screen, screen_input(rgb))
         return quick if quick < SCREEN else self.score_fp32(rgb)
 
@@ -81,6 +90,8 @@ class ModerationModel:
         return self._run(self._full, nsfw_input(rgb))
 
     def score_int8(self, rgb: np.ndarray) -> float:
+        if self._screen is None:
+            raise RuntimeError("this model was loaded in float32 only")
         return self._run(self._screen, screen_input(rgb))
 
 
