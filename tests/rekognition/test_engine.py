@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -123,3 +124,31 @@ def test_person_label_items_have_instances(people_clip, analyse, engine):
         assert label["Parents"] == [] and label["Categories"] == [{"Name": "Person Description"}]
         assert label["Instances"] and all(0 < i["BoundingBox"]["Height"] <= 1 for i in label["Instances"])
         assert label["Confidence"] == max(i["Confidence"] for i in label["Instances"])
+
+
+def test_hd_decode_skips_b_frame_deblocking_without_visible_change(tmp_path: Path):
+    """HD videos decode without the deblocking filter on B-frames: the frames the models and the shot detector
+    see stay the same to ≥ 50 dB PSNR, frame for frame; smaller videos decode unchanged."""
+    import numpy as np
+
+    from .conftest import H264, ffmpeg
+
+    clip = tmp_path / "hd.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=2", *H264, str(clip))
+    info = decode.probe(clip)
+    plan = decode.Plan.for_video(info)
+    assert plan.decode_options == decode.SKIP_DEBLOCK
+    assert decode.Plan.for_video(replace(info, height=360, width=640)).decode_options == ()
+
+    def frames(p: decode.Plan) -> tuple[np.ndarray, np.ndarray]:
+        small, sample = [], []
+        decode.decode(clip, p, lambda i, f: small.append(f.copy()), lambda k, f: sample.append(f.copy()))
+        return np.stack(small).astype(float), np.stack(sample).astype(float)
+
+    fast, exact = frames(plan), frames(replace(plan, decode_options=()))
+    for a, b in zip(fast, exact, strict=True):
+        assert a.shape == b.shape and len(a) > 0
+        mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
+        assert (10 * np.log10(255**2 / np.maximum(mse, 1e-12)) >= 50).all()
+    small_diff = np.abs(fast[0] - exact[0]).max(axis=(1, 2, 3))
+    assert (small_diff > 0).any()  # the option took effect: some B-frame is decoded differently

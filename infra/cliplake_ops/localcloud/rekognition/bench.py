@@ -42,20 +42,26 @@ def synthetic_clip(assets_dir: Path) -> Path:
     return path
 
 
-def bare_decode(path: Path) -> float:
+def bare_decode(path: Path, options: tuple[str, ...] = ()) -> float:
     t = time.perf_counter()
-    subprocess.run([dec.ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "null", "-"], check=True)
+    cmd = [dec.ffmpeg(), "-hide_banner", "-loglevel", "error", *options, "-i", str(path), "-f", "null", "-"]
+    subprocess.run(cmd, check=True)
     return time.perf_counter() - t
 
 
 def measure(engine: Engine, path: Path, runs: int) -> dict:
-    decodes, analyses = [], []
+    """Medians of ``runs`` interleaved timings: the bare decode, the analysis and, where the analysis decodes
+    with options (``Plan.decode_options``), a bare decode with those options too."""
+    info = dec.probe(path)
+    options = dec.Plan.for_video(info).decode_options
+    decodes, analyses, same = [], [], []
     for _ in range(runs):
         decodes.append(bare_decode(path))
+        if options:
+            same.append(bare_decode(path, options))
         t = time.perf_counter()
         engine.analyse(path)
         analyses.append(time.perf_counter() - t)
-    info = dec.probe(path)
     d, a = statistics.median(decodes), statistics.median(analyses)
     return {
         "file": path.name,
@@ -63,6 +69,8 @@ def measure(engine: Engine, path: Path, runs: int) -> dict:
         "decode_s": round(d, 3),
         "analysis_s": round(a, 3),
         "ratio": round(a / d, 2),
+        "decode_options": " ".join(options),
+        "ratio_same_options": round(a / statistics.median(same), 2) if same else None,
         "x_realtime": round(info.duration_ms / 1000 / a, 1),
         "load_1min": round(os.getloadavg()[0], 2),
     }
@@ -88,6 +96,8 @@ def run(report: Callable[[str], None] = print, runs: int = 3, engine: Engine | N
             f"{row['analysis_s']:6.2f} s  ratio {row['ratio']:4.2f}  {row['x_realtime']:5.1f}x real time  "
             f"(load {row['load_1min']})"
         )
+        if row["ratio_same_options"]:
+            report(f"{'':<24} analysis / bare decode with {row['decode_options']}: {row['ratio_same_options']:4.2f}")
     return rows
 
 
