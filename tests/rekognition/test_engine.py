@@ -126,15 +126,21 @@ def test_person_label_items_have_instances(people_clip, analyse, engine):
         assert label["Confidence"] == max(i["Confidence"] for i in label["Instances"])
 
 
-def test_hd_decode_skips_b_frame_deblocking_without_visible_change(tmp_path: Path):
+@pytest.fixture(scope="module")
+def hd_clip(tmp_path_factory) -> Path:
+    from .conftest import H264, ffmpeg
+
+    clip = tmp_path_factory.mktemp("hd") / "hd.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=2", *H264, str(clip))
+    return clip
+
+
+def test_hd_decode_skips_b_frame_deblocking_without_visible_change(hd_clip: Path):
     """HD videos decode without the deblocking filter on B-frames: the frames the models and the shot detector
     see stay the same to ≥ 50 dB PSNR, frame for frame; smaller videos decode unchanged."""
     import numpy as np
 
-    from .conftest import H264, ffmpeg
-
-    clip = tmp_path / "hd.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=2", *H264, str(clip))
+    clip = hd_clip
     info = decode.probe(clip)
     plan = decode.Plan.for_video(info)
     assert plan.decode_options == decode.SKIP_DEBLOCK
@@ -152,3 +158,14 @@ def test_hd_decode_skips_b_frame_deblocking_without_visible_change(tmp_path: Pat
         assert (10 * np.log10(255**2 / np.maximum(mse, 1e-12)) >= 50).all()
     small_diff = np.abs(fast[0] - exact[0]).max(axis=(1, 2, 3))
     assert (small_diff > 0).any()  # the option took effect: some B-frame is decoded differently
+
+
+def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, engine):
+    from cliplake_ops.localcloud.rekognition.bench import measure
+
+    hd = measure(engine, hd_clip, runs=1)
+    assert hd["decode_options"] == " ".join(decode.SKIP_DEBLOCK)
+    assert hd["ratio"] > 0 and hd["ratio_same_options"] > 0 and hd["x_realtime"] > 0
+    assert hd["video"].startswith("1280x720 25.00 fps 2.0 s")
+    small = measure(engine, videos["cuts"], runs=1)
+    assert small["decode_options"] == "" and small["ratio_same_options"] is None
