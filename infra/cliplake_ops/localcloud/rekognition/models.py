@@ -32,7 +32,8 @@ def int8_is_exact() -> bool:
     On x86 they need AVX-512 VNNI: without it (AVX2 only) they multiply uint8 activations by int8 weights in
     pairs summed into saturating 16-bit integers (``VPMADDUBSW``), and the int8 label model, measured on an
     AVX2-only CPU (valgrind's), moved probabilities by up to 0.32 instead of 0.09. ARM64 kernels widen before
-    adding and are exact. CPU features as numpy detects them at import (numpy 2's table; without it: float32).
+    adding and are exact. CPU features as numpy detects them at import (without numpy's table: float32; numpy
+    has no flag for the 256-bit AVX-VNNI of some client CPUs, which therefore run float32 too).
     On the AVX2 CPU the Open-NSFW screen moved scores by up to 0.10 (0.08 with VNNI), inside its margin, but
     it follows the same rule.
     """
@@ -41,9 +42,12 @@ def int8_is_exact() -> bool:
     if platform.machine().lower() in ("arm64", "aarch64"):
         return True
     try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
+        from numpy._core._multiarray_umath import __cpu_features__ as features  # numpy 2
     except ImportError:
-        return False
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features  # numpy 1.26
+        except ImportError:
+            return False
     return bool(features.get("AVX512VNNI"))
 
 
