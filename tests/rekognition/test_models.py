@@ -15,6 +15,7 @@ import pytest
 
 from cliplake_ops.localcloud.rekognition import models, moderation
 from cliplake_ops.localcloud.rekognition.decode import rgb_frames
+from cliplake_ops.localcloud.rekognition.engine import Engine
 from cliplake_ops.localcloud.rekognition.labels import LabelModel
 from cliplake_ops.localcloud.rekognition.moderation import ModerationModel, nsfw_input
 
@@ -91,6 +92,8 @@ def test_auto_precision_runs_int8_only_where_the_cpu_computes_it_exactly(assets,
     labels, nsfw = LabelModel(assets), ModerationModel(assets)
     assert (labels.precision, nsfw.precision) == (want, want)
     assert want in labels.version and want in nsfw.version
+    engine = Engine(assets)  # the versions the API reports, known before any model is loaded
+    assert (engine.label_version, engine.moderation_version) == (labels.version, nsfw.version)
     forced = LabelModel(assets, precision=want)
     assert np.array_equal(labels.probabilities(held_out[:2]), forced.probabilities(held_out[:2]))
     if not exact:  # no screen: every frame gets the float score

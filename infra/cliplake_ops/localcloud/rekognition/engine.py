@@ -61,7 +61,7 @@ class Engine:
         inference_threads: int = 1,
         precision: str = "auto",
     ) -> None:
-        from .models import default_assets_dir
+        from .models import default_assets_dir, resolve_precision
 
         self.assets_dir = assets_dir or default_assets_dir()
         self.threads = threads
@@ -69,7 +69,7 @@ class Engine:
         self.moderation_every = moderation_every
         self.people_every = people_every  # 0 disables people detection
         self.inference_threads = inference_threads
-        self.precision = precision  # of the label and moderation models: auto | int8 | fp32
+        self.precision = resolve_precision(precision)  # of the label and moderation models: int8 | fp32
         self._lock = threading.Lock()
         self._labels: LabelModel | None = None
         self._moderation: ModerationModel | None = None
@@ -85,13 +85,11 @@ class Engine:
 
     @property
     def label_version(self) -> str:
-        self._load()
-        return self._labels.version
+        return LabelModel.version_for(self.precision)
 
     @property
     def moderation_version(self) -> str:
-        self._load()
-        return self._moderation.version
+        return ModerationModel.version_for(self.precision)
 
     def label_catalogue(self) -> dict[str, LabelInfo]:
         """Every label the label model can emit, with its parents and category."""

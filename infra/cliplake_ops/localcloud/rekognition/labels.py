@@ -116,11 +116,15 @@ class LabelModel:
     4 pixels does (``tests/rekognition/test_models.py``).
     """
 
+    @staticmethod
+    def version_for(precision: str) -> str:
+        return f"efficientnet-lite0-imagenet1k-onnx-{precision}-1.0"
+
     def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
         import onnxruntime as ort
 
         self.precision = models.resolve_precision(precision)
-        self.version = f"efficientnet-lite0-imagenet1k-onnx-{self.precision}-1.0"
+        self.version = self.version_for(self.precision)
         path = assets_dir / (models.LABEL_MODEL_INT8 if self.precision == "int8" else models.LABEL_MODEL)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")

@@ -57,11 +57,15 @@ class ModerationModel:
     exactly (``models.int8_is_exact``) and scores every frame with the float32 graph elsewhere; ``"int8"`` and
     ``"fp32"`` force one."""
 
+    @staticmethod
+    def version_for(precision: str) -> str:
+        return "open-nsfw-1.0-onnx-" + ("int8-screen" if precision == "int8" else "fp32")
+
     def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
         import onnxruntime as ort
 
         self.precision = models.resolve_precision(precision)
-        self.version = "open-nsfw-1.0-onnx-" + ("int8-screen" if self.precision == "int8" else "fp32")
+        self.version = self.version_for(self.precision)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
