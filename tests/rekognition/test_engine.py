@@ -140,15 +140,14 @@ def test_hd_decode_skips_b_frame_deblocking_without_visible_change(hd_clip: Path
     see stay the same to ≥ 50 dB PSNR, frame for frame; smaller videos decode unchanged."""
     import numpy as np
 
-    clip = hd_clip
-    info = decode.probe(clip)
+    info = decode.probe(hd_clip)
     plan = decode.Plan.for_video(info)
     assert plan.decode_options == decode.SKIP_DEBLOCK
     assert decode.Plan.for_video(replace(info, height=360, width=640)).decode_options == ()
 
     def frames(p: decode.Plan) -> tuple[np.ndarray, np.ndarray]:
         small, sample = [], []
-        decode.decode(clip, p, lambda i, f: small.append(f.copy()), lambda k, f: sample.append(f.copy()))
+        decode.decode(hd_clip, p, lambda i, f: small.append(f.copy()), lambda k, f: sample.append(f.copy()))
         return np.stack(small).astype(float), np.stack(sample).astype(float)
 
     fast, exact = frames(plan), frames(replace(plan, decode_options=()))

@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from operator import truediv
 from pathlib import Path
 
 from . import decode as dec
@@ -64,13 +63,14 @@ def measure(engine: Engine, path: Path, runs: int) -> dict:
         engine.analyse(path)
         analyses.append(time.perf_counter() - t)
     d, a = statistics.median(decodes), statistics.median(analyses)
+    per_run = [x / y for x, y in zip(analyses, decodes, strict=True)]
     return {
         "file": path.name,
         "video": f"{info.width}x{info.height} {float(info.fps):.2f} fps {info.duration_ms / 1000:.1f} s",
         "decode_s": round(d, 3),
         "analysis_s": round(a, 3),
         "ratio": round(a / d, 2),
-        "ratio_range": (round(min(map(truediv, analyses, decodes)), 2), round(max(map(truediv, analyses, decodes)), 2)),
+        "ratio_range": (round(min(per_run), 2), round(max(per_run), 2)),
         "decode_options": " ".join(options),
         "ratio_same_options": round(a / statistics.median(same), 2) if same else None,
         "x_realtime": round(info.duration_ms / 1000 / a, 1),

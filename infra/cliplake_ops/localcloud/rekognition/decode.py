@@ -30,7 +30,7 @@ MODEL_HEIGHT = 360
 SAMPLE_MS = 500
 # Videos at least twice MODEL_HEIGHT high skip the deblocking filter on B-frames, which nothing or only neighbouring
 # B-frames predict from: decoding costs ~10 % less CPU, and the frames the analysis sees (downscaled ≥ 2x) differ
-# by ≥ 56 dB PSNR (README, "Speed"; tests/rekognition/test_decode.py).
+# by ≥ 56 dB PSNR (README, "Speed"; tests/rekognition/test_engine.py).
 SKIP_DEBLOCK = ("-skip_loop_filter", "bidir")
 
 FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": "QuickTime / MOV"}

@@ -121,17 +121,10 @@ class LabelModel:
         return f"efficientnet-lite0-imagenet1k-onnx-{precision}-1.0"
 
     def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
-        import onnxruntime as ort
-
         self.precision = models.resolve_precision(precision)
         self.version = self.version_for(self.precision)
-        path = assets_dir / (models.LABEL_MODEL_INT8 if self.precision == "int8" else models.LABEL_MODEL)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        rel = models.LABEL_MODEL_INT8 if self.precision == "int8" else models.LABEL_MODEL
+        self._session = models.session(assets_dir, rel, threads)
         self.taxonomy = Taxonomy.load(read_lemmas(assets_dir))
 
     def probabilities(self, frames: list[np.ndarray]) -> np.ndarray:

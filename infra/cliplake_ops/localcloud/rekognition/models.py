@@ -60,6 +60,20 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+def session(assets_dir: Path, rel: str, threads: int = 1):
+    """An onnxruntime CPU session on ``<assets>/<rel>`` with ``threads`` intra-op threads (sessions are
+    thread-safe); a clear error when set-up has not built the file."""
+    import onnxruntime as ort
+
+    path = assets_dir / rel
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def default_assets_dir() -> Path:
     """The assets directory used by ``cliplake_ops.assets`` (``CLIPLAKE_ASSETS_DIR`` overrides it)."""
     from cliplake_ops.assets import assets_dir

@@ -62,22 +62,11 @@ class ModerationModel:
         return "open-nsfw-1.0-onnx-" + ("int8-screen" if precision == "int8" else "fp32")
 
     def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
-        import onnxruntime as ort
-
         self.precision = models.resolve_precision(precision)
         self.version = self.version_for(self.precision)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        rels = (models.NSFW_MODEL_INT8, models.NSFW_MODEL) if self.precision == "int8" else (models.NSFW_MODEL,)
-        sessions = []
-        for rel in rels:
-            path = assets_dir / rel
-            if not path.exists():
-                raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
-            sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
-        self._full = sessions[-1]  # sessions are thread-safe
-        self._screen = sessions[0] if self.precision == "int8" else None
+        int8 = self.precision == "int8"
+        self._screen = models.session(assets_dir, models.NSFW_MODEL_INT8, threads) if int8 else None
+        self._full = models.session(assets_dir, models.NSFW_MODEL, threads)
 
     @staticmethod
     def _run(session, x: np.ndarray) -> float:
