@@ -18,13 +18,22 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
 
 
-def lavfi_cuts(sources: list[str], seconds: float, size: str = "320x240", rate: int = 25) -> list[str]:
-    """ffmpeg arguments for clips of `sources` joined with hard cuts every `seconds`."""
+def lavfi_cuts(
+    sources: list[str], seconds: float, size: str = "320x240", rate: int = 25, photo: Path | None = None
+) -> list[str]:
+    """ffmpeg arguments for clips of `sources`, then of a still `photo` if given, joined with hard cuts every
+    `seconds`."""
     inputs: list[str] = []
     for src in sources:
         inputs += ["-f", "lavfi", "-t", str(seconds), "-i", f"{src}=size={size}:rate={rate}"]
     joined = "".join(f"[{i}:v]" for i in range(len(sources)))
-    return [*inputs, "-filter_complex", f"{joined}concat=n={len(sources)}:v=1:a=0[v]", "-map", "[v]"]
+    scale_photo = ""
+    if photo is not None:
+        inputs += ["-loop", "1", "-framerate", str(rate), "-t", str(seconds), "-i", str(photo)]
+        scale_photo = f"[{len(sources)}:v]scale={size.replace('x', ':')},setsar=1[photo];"
+        joined += "[photo]"
+    n = len(sources) + (photo is not None)
+    return [*inputs, "-filter_complex", f"{scale_photo}{joined}concat=n={n}:v=1:a=0[v]", "-map", "[v]"]
 
 
 def pytest_collection_modifyitems(items):
@@ -58,10 +67,16 @@ def catalog(cloud) -> Catalog:
 
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> dict[str, Path]:
-    """Short real clips: H.264 MP4 with two hard cuts, a VP9 WebM with an odd name, a corrupt file."""
+    """Short real clips: H.264 MP4 with two hard cuts (two test patterns, then a photo of a cat, so that the
+    video has labels the model is sure of), a VP9 WebM with an odd name, a corrupt file."""
+    from cliplake_ops.assets import assets_dir
+
+    cat = assets_dir() / "photos/chelsea.png"
+    if not cat.exists():
+        pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
     d = tmp_path_factory.mktemp("clips")
     h264 = d / "cuts.mp4"
-    ffmpeg(*lavfi_cuts(["testsrc2", "smptebars", "mandelbrot"], 1.6), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    ffmpeg(*lavfi_cuts(["testsrc2", "smptebars"], 1.6, photo=cat), "-c:v", "libx264", "-pix_fmt", "yuv420p",
            str(h264))  # fmt: skip
     webm = d / "clip ü+1 b.webm"
     ffmpeg(*lavfi_cuts(["testsrc2", "rgbtestsrc"], 1.2, size="322x242"), "-c:v", "libvpx-vp9", "-deadline",
