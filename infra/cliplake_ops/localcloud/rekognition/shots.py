@@ -4,8 +4,8 @@ Frames are fed straight to the detector's ``process_frame`` (no second decode). 
 with the detector's content score at the cut that opens it.
 
 A frame is black under Rekognition's default ``BlackFrame`` filter: ≥ 99 % of its pixels at or below 20 %
-of the luma range (Y ≤ 60 on limited-range video; ffmpeg's RGB conversion expands the range to 0..255,
-where the bound is 51 for both ranges). ≥ ``MIN_BLACK_FRAMES`` consecutive black frames form a
+of the luma range, read off the luma plane, which the decoder hands over in limited range (16..235) for every
+video: Y ≤ 16 + 0.2 · 219 = 59.8. ≥ ``MIN_BLACK_FRAMES`` consecutive black frames form a
 ``BlackFrames`` technical cue; the stretches between them are ``Content`` cues. A job's own
 ``BlackFrame`` filter values are not applied: one analysis is shared by every job on the same object.
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import cv2
-import numpy as np
 from scenedetect import AdaptiveDetector
 from scenedetect.common import FrameTimecode
+
+from .decode import Frame
 
 MAX_PIXEL_THRESHOLD = 0.2  # Rekognition's default BlackFrame.MaxPixelThreshold
 MIN_COVERAGE = 0.99  # Rekognition's default BlackFrame.MinCoveragePercentage / 100
@@ -46,13 +46,12 @@ class ShotTracker:
 
     def __post_init__(self) -> None:
         self._detector = AdaptiveDetector(min_scene_len=MIN_SCENE_FRAMES)
-        self._black_luma = MAX_PIXEL_THRESHOLD * 255
+        self._black_luma = 16 + MAX_PIXEL_THRESHOLD * 219
 
-    def push(self, index: int, bgr: np.ndarray) -> None:
-        """Feed frame ``index`` (sequential, BGR)."""
-        luma = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # full-range luma of the decoded frame
-        self._black.append(bool((luma <= self._black_luma).mean() >= MIN_COVERAGE))
-        cuts = self._detector.process_frame(FrameTimecode(index, fps=self.fps), bgr)
+    def push(self, index: int, frame: Frame) -> None:
+        """Feed frame ``index`` (sequential)."""
+        self._black.append(bool((frame.y <= self._black_luma).mean() >= MIN_COVERAGE))
+        cuts = self._detector.process_frame(FrameTimecode(index, fps=self.fps), frame.bgr())
         score = getattr(self._detector, "_frame_score", None)
         if score is not None:
             self._scores[index] = float(score)

@@ -1,0 +1,79 @@
+"""The decoder's frames: YUV from ffmpeg, turned into RGB with each video's own colour matrix and range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cliplake_ops.localcloud.rekognition import decode
+
+from .conftest import FPS, H264, ffmpeg
+
+GRADIENT = f"gradients=s=640x360:r={FPS}:d=1:c0=0xff2020:c1=0x20ff40:c2=0x3030ff:c3=0xffff00:n=4"
+TAGS = {
+    "untagged": ("bt601", "LIMITED", ["-pix_fmt", "yuv420p"]),
+    "bt709": ("bt709", "LIMITED", ["-pix_fmt", "yuv420p", "-colorspace", "bt709"]),
+    "bt709-full": ("bt709", "FULL", ["-pix_fmt", "yuvj420p", "-colorspace", "bt709", "-color_range", "pc"]),
+}
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("colours")
+    out = {}
+    for name, (_, _, args) in TAGS.items():
+        out[name] = d / f"{name}.mp4"
+        ffmpeg("-f", "lavfi", "-i", GRADIENT, "-c:v", "libx264", "-crf", "10", *args, str(out[name]))
+    return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = ((a.astype(float) - b.astype(float)) ** 2).mean()
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("name", list(TAGS))
+def test_frames_match_ffmpegs_own_rgb_conversion(tagged, name):
+    """The probe reads the matrix and range off the stream; the frames converted with them match ffmpeg's RGB
+    conversion of the same frames (≥ 38 dB), and converting with the other matrix would not (< 33 dB)."""
+    path = tagged[name]
+    matrix, colour_range, _ = TAGS[name]
+    info = decode.probe(path)
+    assert (info.color_matrix, info.color_range) == (matrix, colour_range)
+    plan = decode.Plan.for_video(info)
+    frames: list[decode.Frame] = []
+    decode.decode(path, plan, lambda i, f: None, lambda k, f: frames.append(f))
+    w, h = plan.sample
+    select = f"select='not(mod(n\\,{plan.sample_every}))',scale={w}:{h}:flags=area"
+    reference = decode.rgb_frames(["-i", str(path), "-vf", select, "-fps_mode", "passthrough"], w, h)
+    assert len(frames) == len(reference) > 0
+    wrong = decode.yuv_to_rgb("bt601" if matrix == "bt709" else "bt709")
+    for frame, ref in zip(frames, reference, strict=True):
+        assert int(frame.y.min()) >= 16 and int(frame.y.max()) <= 235  # limited range, full-range video too
+        assert psnr(frame.rgb(), ref) >= 38
+        planes = frame.y.tobytes() + frame.u.tobytes() + frame.v.tobytes()
+        assert psnr(decode.Frame(planes, w, h, wrong).rgb(), ref) < 33
+        assert frame.rgb((224, 224)).shape == (224, 224, 3)
+        assert np.array_equal(frame.bgr()[:, :, ::-1], frame.rgb())
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_black_frames_at_rekognitions_threshold(tmp_path, analyse, full_range):
+    """Rekognition's default: a frame is black when 99 % of its pixels are at most 20 % up the luma range. Grey 42
+    (16 % up) is black and grey 60 (24 % up) is not, in limited- and full-range video alike."""
+    segments = ["testsrc2", "color=c=0x2a2a2a", "testsrc2", "color=c=0x3c3c3c"]
+    inputs = []
+    for src in segments:
+        source = f"{src}=size=320x240:rate={FPS}" if "=" not in src else f"{src}:size=320x240:rate={FPS}"
+        inputs += ["-f", "lavfi", "-t", "1", "-i", source]
+    concat = "".join(f"[{i}:v]" for i in range(len(segments))) + f"concat=n={len(segments)}:v=1:a=0[v]"
+    rng = ["-pix_fmt", "yuvj420p", "-color_range", "pc"] if full_range else []
+    clip = tmp_path / "greys.mp4"
+    ffmpeg(*inputs, "-filter_complex", concat, "-map", "[v]", *H264, *rng, str(clip))
+    a = analyse(clip)
+    assert a.info.color_range == ("FULL" if full_range else "LIMITED")
+    black = [(c.start, c.end) for c in a.cues if c.kind == "BlackFrames"]
+    assert len(black) == 1, black
+    assert abs(black[0][0] - FPS) <= 1 and abs(black[0][1] - (2 * FPS - 1)) <= 1
