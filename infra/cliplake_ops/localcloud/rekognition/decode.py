@@ -186,10 +186,10 @@ FULL_RANGE_LUMA = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).a
 class Frame:
     """One decoded frame as ffmpeg hands it over: planar YUV 4:2:0, limited range (``y`` is the luma plane)."""
 
-    __slots__ = ("_to_rgb", "u", "v", "y")
+    __slots__ = ("_planes", "_to_rgb", "u", "v", "y")
 
     def __init__(self, buf: bytes, width: int, height: int, to_rgb: np.ndarray) -> None:
-        planes = np.frombuffer(buf, np.uint8)
+        planes = self._planes = np.frombuffer(buf, np.uint8)
         luma, chroma = width * height, (width // 2) * (height // 2)
         self.y = planes[:luma].reshape(height, width)
         self.u = planes[luma : luma + chroma].reshape(height // 2, width // 2)
@@ -199,6 +199,10 @@ class Frame:
     @property
     def size(self) -> tuple[int, int]:
         return self.y.shape[1], self.y.shape[0]
+
+    def i420(self) -> np.ndarray:
+        """The three planes stacked as OpenCV's ``COLOR_YUV2*_I420`` conversions read them."""
+        return self._planes.reshape(-1, self.y.shape[1])
 
     def gray(self) -> np.ndarray:
         """The luma plane in full range (0..255)."""
