@@ -147,7 +147,7 @@ def test_hd_decode_skips_b_frame_deblocking_without_visible_change(hd_clip: Path
 
     def frames(p: decode.Plan) -> tuple[np.ndarray, np.ndarray]:
         small, sample = [], []
-        decode.decode(hd_clip, p, lambda i, f: small.append(f.bgr()), lambda k, f: sample.append(f.rgb()))
+        decode.decode(hd_clip, p, lambda i, f: small.append(f.rgb()), lambda k, f: sample.append(f.rgb()))
         return np.stack(small).astype(float), np.stack(sample).astype(float)
 
     fast, exact = frames(plan), frames(replace(plan, decode_options=()))

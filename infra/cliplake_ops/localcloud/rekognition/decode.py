@@ -211,14 +211,8 @@ class Frame:
     def rgb(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """RGB uint8 at ``size`` (width, height; default the frame's own): each plane is resized (area
         averaging when it shrinks), then converted with the video's matrix."""
-        return self._convert(self._to_rgb, size)
-
-    def bgr(self, size: tuple[int, int] | None = None) -> np.ndarray:
-        return self._convert(np.ascontiguousarray(self._to_rgb[::-1]), size)
-
-    def _convert(self, matrix: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
         size = size or self.size
-        return cv2.transform(cv2.merge([_resize(p, size) for p in (self.y, self.u, self.v)]), matrix)
+        return cv2.transform(cv2.merge([_resize(p, size) for p in (self.y, self.u, self.v)]), self._to_rgb)
 
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
