@@ -22,7 +22,7 @@ import pytest
 
 from cliplake.contracts import RekognitionCompletion
 from cliplake_ops.localcloud.cloud import LocalCloud
-from cliplake_ops.localcloud.dispatcher import Backoff, Dispatcher, FunctionSpec, failed_ids
+from cliplake_ops.localcloud.dispatcher import Backoff, Dispatcher, FunctionSpec, Mapping, failed_ids
 from cliplake_ops.localcloud.template import NO_VALUE, Resolver, load_template, resources_of_type, transform
 
 FUNCTIONS = ("AnalyzeFunction", "FinalizeFunction", "IndexFunction")
@@ -348,6 +348,17 @@ def test_dispatcher_imports_the_template_handler():
     assert dispatcher.handler_for(spec) is print
     dispatcher.set_handler("F", None)
     assert dispatcher.handler_for(spec) is json.loads
+
+
+def test_dispatcher_imports_every_handler_before_polling():
+    """Like Lambda's init phase, once up front: a handler that cannot be imported stops the start, before any
+    message is taken off a queue."""
+    spec = FunctionSpec(logical_id="F", name="f", arn="arn:aws:lambda:us-east-1:1:function:f", handler="no_such.h")
+    mapping = Mapping("M", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q")
+    dispatcher = Dispatcher([mapping], endpoint_url="http://127.0.0.1:1")
+    with pytest.raises(ModuleNotFoundError):
+        dispatcher.start()
+    assert dispatcher._threads == []
 
 
 def test_resolver_evaluates_intrinsics():

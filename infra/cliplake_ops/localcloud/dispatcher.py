@@ -263,6 +263,9 @@ class Dispatcher:
 
     # ----------------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        """Import every mapped handler (Lambda's init phase, done once up front), then poll the queues."""
+        for mapping in self.mappings:
+            self.handler_for(mapping.function)
         self._stop.clear()
         for mapping in self.mappings:
             thread = threading.Thread(
