@@ -4,11 +4,11 @@ Sampling (documented; Rekognition samples about every 500 ms): the decoder hands
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
 ``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s). Shots
 and black frames see every frame. Each model gets the sample at its own input size, converted from the
-decoder's YUV (``decode.Frame``): labels 224x224, moderation 256x256, people the luma plane. Inference runs on
-``inference_threads`` worker threads fed by the sample reader (at most ``IN_FLIGHT`` frames queued), overlapping
-ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference. One worker with one thread
-each is fastest on 2 cores, where ffmpeg's decoding already keeps both busy (2 workers: ≈ 5 % slower on the 720p
-benchmark).
+decoder's YUV (``decode.Frame``): labels 224x224, moderation 256x256, people the luma plane (full range).
+Inference runs on ``inference_threads`` worker threads fed by the sample reader (at most ``IN_FLIGHT`` frames
+queued), overlapping ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference. One
+worker with one thread each is fastest on 2 cores, where ffmpeg's decoding already keeps both busy (2 workers:
+≈ 5 % slower on the 720p benchmark).
 """
 
 from __future__ import annotations

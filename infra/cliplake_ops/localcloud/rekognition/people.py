@@ -42,12 +42,11 @@ class PeopleDetector:
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self._lock = threading.Lock()
 
-    def detect(self, image: np.ndarray) -> list[Instance]:
-        """People in one frame: RGB, or its luma plane alone (what HOG reads)."""
-        h, w = image.shape[:2]
+    def detect(self, gray: np.ndarray) -> list[Instance]:
+        """People in one grey frame (full-range luma: ``decode.Frame.gray``)."""
+        h, w = gray.shape[:2]
         if h < 128 or w < 64:
             return []
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         with self._lock:
             rects, weights = self._hog.detectMultiScale(
                 gray, winStride=(8, 8), padding=(8, 8), scale=SCALE, groupThreshold=0

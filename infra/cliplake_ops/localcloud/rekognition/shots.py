@@ -2,7 +2,7 @@
 
 Frames are fed straight to the detector's ``process_frame`` (no second decode), converted to BGR by OpenCV's
 BT.601 conversion whatever the video's matrix: the detector only compares neighbouring frames with each other,
-and this conversion costs a third of the exact one (``Frame.bgr``). A shot's confidence grows with the
+and this conversion costs a third of the exact one (``Frame.rgb``). A shot's confidence grows with the
 detector's content score at the cut that opens it.
 
 A frame is black under Rekognition's default ``BlackFrame`` filter: ≥ 99 % of its pixels at or below 20 %
