@@ -168,3 +168,24 @@ def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, eng
     assert hd["video"].startswith("1280x720 25.00 fps 2.0 s")
     small = measure(engine, videos["cuts"], runs=1)
     assert small["decode_options"] == "" and small["ratio_same_options"] is None
+
+
+def test_sample_reader_runs_inference_when_the_queue_is_full(people_clip: Path, engine, monkeypatch):
+    """A cheap decode fills the inference queue: the sample reader then runs queued tasks itself instead of
+    waiting, so two threads share the models; every sample is still labelled exactly once."""
+    import threading
+    import time
+
+    engine.label_catalogue()  # loads the models
+    predict, threads = engine._labels.predict, []
+
+    def slow_predict(frames):
+        threads.append(threading.current_thread().name)
+        time.sleep(0.005)  # inference slower than this decode, whatever the machine
+        return predict(frames)
+
+    monkeypatch.setattr(engine._labels, "predict", slow_predict)
+    a = engine.analyse(people_clip)
+    stamps = [ms for ms, _ in a.labels]
+    assert len(stamps) == len(set(stamps)) == round(a.info.duration_ms / a.steps_ms["labels"])
+    assert len(set(threads)) >= 2, set(threads)
