@@ -30,7 +30,7 @@ from .moderation import NSFW_SIZE, ModerationModel
 from .people import Instance, PeopleDetector
 from .shots import ShotTracker, Span
 
-IN_FLIGHT = 4  # sampled frames queued for inference at most
+IN_FLIGHT = 4  # inference tasks queued at most (each holds its sample frame)
 
 
 @dataclass
