@@ -160,14 +160,28 @@ def test_hd_decode_skips_b_frame_deblocking_without_visible_change(hd_clip: Path
 
 
 def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, engine):
-    from cliplake_ops.localcloud.rekognition.bench import measure
+    from cliplake_ops.localcloud.rekognition.bench import measure, verdict
 
     hd = measure(engine, hd_clip, runs=1)
     assert hd["decode_options"] == " ".join(decode.SKIP_DEBLOCK)
     assert hd["ratio"] > 0 and hd["ratio_same_options"] > 0 and hd["x_realtime"] > 0
     assert hd["video"].startswith("1280x720 25.00 fps 2.0 s")
+    assert hd["decode_x_realtime"] == round(2.0 / hd["decode_s"], 1)
+    assert verdict(hd).startswith("targets: ratio <= 1.5 ")
     small = measure(engine, videos["cuts"], runs=1)
     assert small["decode_options"] == "" and small["ratio_same_options"] is None
+    assert not small["hd"] and verdict(small) == ""
+
+
+@pytest.mark.parametrize(
+    ("ratio", "x_realtime", "expected"),
+    [(1.42, 20.3, "ratio <= 1.5 ok, >= 20x real time ok"), (1.42, 19.4, "ratio <= 1.5 ok, >= 20x real time MISSED"),
+     (1.51, 21.0, "ratio <= 1.5 MISSED, >= 20x real time ok")],
+)  # fmt: skip
+def test_bench_verdict_on_hd_targets(ratio, x_realtime, expected):
+    from cliplake_ops.localcloud.rekognition.bench import verdict
+
+    assert verdict({"hd": True, "ratio": ratio, "x_realtime": x_realtime}) == f"targets: {expected}"
 
 
 def test_sample_reader_runs_inference_when_the_queue_is_full(people_clip: Path, engine, monkeypatch):
