@@ -3,7 +3,9 @@ facts the pipeline relies on (DLQs, partial batch responses, least-privilege pol
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,16 @@ def test_transform_rejects_what_cfn_lint_misses_in_sam(sam):
     broken["Resources"]["AnalyzeFunction"]["Properties"]["Events"]["RawVideo"]["Type"] = "SQSS"
     with pytest.raises(InvalidDocumentException):
         transform(broken)
+
+
+def test_transforms_leave_no_warning_behind(sam, caplog):
+    """aws-sam-translator keeps each transform's usage counts, never published, and warns about them when the next
+    transform replaces them: the local cloud and the tests transform the template many times."""
+    with caplog.at_level(logging.WARNING):
+        transform(sam)
+        transform(sam)
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("samtranslator")] == []
 
 
 # --------------------------------------------------------------------------------------------- structure

@@ -9,6 +9,7 @@ stack's physical resources.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ from typing import Any
 
 from samtranslator.translator.transform import transform as sam_transform
 from samtranslator.yaml_helper import yaml_parse
+
+# aws-sam-translator's Translator counts its own usage with a publisher that does nothing and, once collected,
+# logs a warning that those counts were never published: nothing of ours is lost, so that logger stays quiet.
+logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 #: What `sam package` would put in place of a local CodeUri; the transform only needs an s3:// URI.
