@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from cliplake.media import MediaError, ffmpeg_exe, probe, transcode_to_h264
+from cliplake.media import MediaError, Unreadable, ffmpeg_exe, probe, transcode_to_h264
 
 
 def make_clip(path, codec_args, seconds=1, size="160x120"):
@@ -56,3 +56,14 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", str(wav)], check=True)
     with pytest.raises(MediaError, match="no video stream"):
         probe(wav)
+
+
+def test_a_failed_read_over_a_url_is_unreadable_and_keeps_the_signature_out_of_the_reason():
+    url = "http://127.0.0.1:9/media/clip.mp4?X-Amz-Signature=0123secret"  # port 9: nothing listens
+    with pytest.raises(Unreadable, match="not a readable media file") as err:
+        probe(url, size=1000)
+    assert "secret" not in str(err.value) and "127.0.0.1" not in str(err.value)
+    with pytest.raises(ValueError, match="size"):
+        probe(url)
+    with pytest.raises(MediaError, match="at most 10 GB"):
+        probe(url, size=11 * 1024**3)  # decided before any read

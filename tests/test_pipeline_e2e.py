@@ -4,13 +4,17 @@ _labels.json → index → catalog. Plus redelivered and out-of-order messages, 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from urllib.parse import quote_plus
 
 import pytest
 
 from cliplake.adapters.rekognition import API_NAME
+from cliplake.adapters.s3 import Lake
+from cliplake.analyze import _prepare
 from cliplake.contracts import JobKind, VideoSummary
-from cliplake.lake import parse_raw_key, video_id_for
+from cliplake.lake import RawKey, parse_raw_key, video_id_for
+from cliplake.services import get_services
 from cliplake_ops.cli import drop_files, wait_for_videos
 
 pytestmark = pytest.mark.e2e
@@ -154,3 +158,45 @@ def test_redelivered_and_out_of_order_messages_change_nothing(dropped, cloud, la
     for dlq in ("RawVideoDLQUrl", "CompletionDLQUrl", "SummaryDLQUrl"):
         attrs = sqs.get_queue_attributes(QueueUrl=cloud.outputs[dlq], AttributeNames=["ApproximateNumberOfMessages"])
         assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0", dlq
+
+
+class _NoDownload(Lake):
+    def download(self, key, path):
+        raise AssertionError(f"{key} was downloaded")
+
+
+class _UnreachableUrls(Lake):
+    """Presigned URLs that nothing answers: the probe over HTTP fails, as on a network hiccup."""
+
+    downloads = 0
+
+    def presigned_url(self, key, expires_s=3600):
+        return "http://127.0.0.1:9/nowhere.mp4?X-Amz-Signature=secret"
+
+    def download(self, key, path):
+        type(self).downloads += 1
+        return super().download(key, path)
+
+
+def _scratch(lake, clip, name):
+    """`clip` under an odd key outside media-raw/ (no pipeline event), as analyze sees it."""
+    key = f"scratch/{name}"
+    lake.upload(clip, key, "video/mp4")
+    return RawKey(key, "video", "dropin", "adhoc", "", name), lake.head(key)
+
+
+def test_a_video_rekognition_takes_as_is_is_probed_in_place_not_downloaded(cloud, lake, clips):
+    raw, info = _scratch(lake, clips["h264"], "odd clip +ü 1.mp4")
+    svc = replace(get_services(), lake=_NoDownload(lake.bucket, lake.client))
+    analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
+    assert (analysed_key, transcoded) == (raw.key, False)
+    assert (probed.codec, probed.width, probed.height) == ("h264", 320, 240) and probed.rekognition_ready
+    assert 4.5 <= probed.duration_s <= 5.2
+
+
+def test_a_failed_read_over_http_falls_back_to_the_download(cloud, lake, clips):
+    raw, info = _scratch(lake, clips["h264"], "fallback.mp4")
+    svc = replace(get_services(), lake=_UnreachableUrls(lake.bucket, lake.client))
+    analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
+    assert (analysed_key, transcoded, probed.codec) == (raw.key, False, "h264")
+    assert _UnreachableUrls.downloads == 1

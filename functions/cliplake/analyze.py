@@ -8,6 +8,7 @@ idempotency), and a re-run after a crash re-announces a job that finished meanwh
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
 from cliplake.batches import BATCH_ID_METADATA, complete_video
 from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
-from cliplake.media import MediaError, Probe, probe, transcode_to_h264
+from cliplake.media import MediaError, Probe, Unreadable, check_size, probe, transcode_to_h264
 from cliplake.services import Services
 
 logger = Logger(service="analyze", child=True)
@@ -60,7 +61,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         return _reconcile(svc, vid, raw, video)
 
     try:
-        analysed_key, probed, transcoded = _prepare(svc, raw, info.etag)
+        analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
     except MediaError as err:
         reason = str(err)
         svc.catalog.mark_failed(vid, raw.source, reason)
@@ -98,11 +99,20 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     return AnalyzeResult(video_id=vid, outcome="started", jobs=jobs)
 
 
-def _prepare(svc: Services, raw: RawKey, etag: str) -> tuple[str, Probe, bool]:
-    """Probe the original; transcode it to an H.264 MP4 rendition unless Rekognition takes it as is."""
+def _prepare(svc: Services, raw: RawKey, etag: str, size: int) -> tuple[str, Probe, bool]:
+    """Probe the original; transcode it to an H.264 MP4 rendition unless Rekognition takes it as is.
+
+    The original is probed where it lies, over a presigned URL: ffmpeg reads its header with range requests, so a
+    video Rekognition takes as is is never downloaded. Only a video to transcode is, or one whose header could not
+    be read over HTTP; the local probe then decides, so a network hiccup never fails a video.
+    """
+    check_size(size)
+    probed = _probe_in_place(svc, raw.key, size)
+    if probed is not None and probed.rekognition_ready:
+        return raw.key, probed, False
     with tempfile.TemporaryDirectory(dir=svc.settings.work_dir, prefix="cliplake-") as tmp:
         local = svc.lake.download(raw.key, Path(tmp) / "original")
-        probed = probe(local)
+        probed = probed or probe(local)
         if probed.rekognition_ready:
             return raw.key, probed, False
         existing = svc.lake.head(raw.rendition_key)
@@ -111,6 +121,17 @@ def _prepare(svc: Services, raw: RawKey, etag: str) -> tuple[str, Probe, bool]:
             transcode_to_h264(local, rendition)
             svc.lake.upload(rendition, raw.rendition_key, "video/mp4", metadata={"source-etag": etag})
         return raw.rendition_key, probed, True
+
+
+def _probe_in_place(svc: Services, key: str, size: int) -> Probe | None:
+    """The object's probe over a presigned URL; None when its header could not be read that way. A verdict on the
+    content (no video stream, too long...) is final and raises `MediaError`."""
+    try:
+        return probe(svc.lake.presigned_url(key), size=size)
+    except (Unreadable, subprocess.TimeoutExpired) as err:
+        reason = str(err) if isinstance(err, Unreadable) else "timed out"  # Unreadable's text holds no URL
+        logger.info("probe over a presigned URL failed: downloading", extra={"key": key, "reason": reason})
+        return None
 
 
 def _reconcile(svc: Services, vid: str, raw: RawKey, video: dict) -> AnalyzeResult:

@@ -34,6 +34,10 @@ class MediaError(Exception):
     """The file is not a video Rekognition can be given, even after transcoding. Retrying will not help."""
 
 
+class Unreadable(MediaError):
+    """ffmpeg found no media container at all: a corrupt or non-media file, or, over a URL, a failed read."""
+
+
 @dataclass(frozen=True)
 class Probe:
     container: str
@@ -55,6 +59,8 @@ _DURATION_RE = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)
 _VIDEO_RE = re.compile(r"Stream #0:\d+.*?: Video: (?P<codec>\w+)(?P<rest>.*)$", re.M)
 _SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
 _FPS_RE = re.compile(r"(?P<fps>\d+(?:\.\d+)?) (?:fps|tbr)")
+_URL_RE = re.compile(r"https?://\S+")
+NETWORK_TIMEOUT_US = 15_000_000  # a stalled read over HTTP fails after 15 s instead of hanging the function
 
 
 def ffmpeg_exe() -> str:
@@ -67,25 +73,56 @@ def _last_error_line(stderr: str) -> str:
     return useful[-1] if useful else "ffmpeg could not read the file"
 
 
-def probe(path: str | Path) -> Probe:
-    """Read container, codec, size, frame rate and duration from ffmpeg's stream header."""
-    path = Path(path)
-    size = path.stat().st_size
+def is_url(source: str | Path) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def _input_options(source: str | Path) -> list[str]:
+    """ffmpeg's options for reading `source`: over HTTP(S), a read timeout, and certifi's CA bundle (the static
+    ffmpeg's own OpenSSL looks for one where Lambda's runtime has none)."""
+    if not is_url(source):
+        return []
+    options = ["-rw_timeout", str(NETWORK_TIMEOUT_US)]
+    if str(source).startswith("https://"):
+        import certifi  # installed with requests
+
+        options += ["-ca_file", certifi.where()]
+    return options
+
+
+def check_size(size: int) -> None:
     if size == 0:
         raise MediaError("empty file (0 bytes)")
     if size > MAX_BYTES:
         raise MediaError(f"file is {size / 1024**3:.1f} GB; Rekognition Video takes at most 10 GB")
+
+
+def probe(source: str | Path, size: int | None = None) -> Probe:
+    """Read container, codec, size, frame rate and duration from ffmpeg's stream header.
+
+    `source` is a local file or an http(s) URL, such as a presigned S3 URL: ffmpeg then reads the header with range
+    requests, not the whole object, and `size` is the object's size. Error messages never carry the URL (a
+    presigned one holds a signature). A read that fails over a URL raises `Unreadable`, like a corrupt file.
+    """
+    if is_url(source):
+        if size is None:
+            raise ValueError("probing a URL needs the object's size")
+    else:
+        size = Path(source).stat().st_size
+    check_size(size)
     out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *_input_options(source), "-i", str(source)],
         capture_output=True,
         text=True,
         errors="replace",
         timeout=60,
         check=False,
     ).stderr
+    if is_url(source):
+        out = _URL_RE.sub("<url>", out)
     fmt, video = _INPUT_RE.search(out), _VIDEO_RE.search(out)
     if not fmt:
-        raise MediaError(f"not a readable media file: {_last_error_line(out)}")
+        raise Unreadable(f"not a readable media file: {_last_error_line(out)}")
     if fmt["fmt"] in _NOT_VIDEO_FORMATS or fmt["fmt"].endswith("_pipe"):
         raise MediaError(f"not a video: ffmpeg reads it as {fmt['fmt']!r} (text or a still image)")
     if not video:
