@@ -22,7 +22,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from cliplake.adapters.catalog import Catalog, from_ddb
-from cliplake.adapters.s3 import Lake
+from cliplake.adapters.s3 import S3_CONFIG, Lake
 from cliplake.settings import get_settings
 
 DEFAULT_STACK = "cliplake"
@@ -127,7 +127,7 @@ class Backend:
 
     def __post_init__(self) -> None:
         self.ddb = self.session.client("dynamodb", config=_BOTO)
-        self.s3 = self.session.client("s3", config=_BOTO)
+        self.s3 = self.session.client("s3", config=_BOTO.merge(S3_CONFIG))  # presigned player URLs: SigV4
         self.catalog = Catalog(self.config.table, self.ddb)
         self.lake = Lake(self.config.bucket, self.s3)
         self._sfn: Any = None

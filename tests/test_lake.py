@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cliplake.adapters.s3 import Lake, s3_client
 from cliplake.lake import (
     LakeKeyError,
     batch_timestamp,
@@ -52,3 +53,17 @@ def test_safe_filename_strips_separators_keeps_unicode():
 
 def test_batch_timestamp_format():
     assert batch_timestamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "20260102_030405"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-south-2"])
+def test_presigned_urls_are_sigv4_on_the_buckets_regional_host(monkeypatch, region):
+    """botocore presigns with SigV2 by default, which newer regions (eu-south-2, 2022) reject."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    url = Lake("cliplake-media", s3_client(region_name=region)).presigned_url("media-raw/a b+ü.mp4", 60)
+    host = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
+    assert url.startswith(f"https://cliplake-media.{host}/media-raw/a%20b%2B%C3%BC.mp4?"), url
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and f"%2F{region}%2Fs3%2Faws4_request" in url
+    assert "AWSAccessKeyId=" not in url

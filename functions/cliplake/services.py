@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.rekognition import Channel, Rekognition
-from cliplake.adapters.s3 import Lake
+from cliplake.adapters.s3 import Lake, s3_client
 from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.settings import Settings, get_settings
 
@@ -60,7 +60,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
-        lake=Lake(settings.bucket, boto3.client("s3")),
+        lake=Lake(settings.bucket, s3_client()),
         catalog=Catalog(settings.catalog_table, boto3.client("dynamodb")),
         rekognition=Rekognition(
             boto3.client("rekognition"),

@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
+
+#: Presigned URLs that work in every region: SigV4 (botocore still presigns S3 URLs with SigV2 by default, which the
+#: regions opened since 2014 reject) on the bucket's regional virtual-hosted endpoint (the global one answers for a
+#: young bucket outside us-east-1 with a redirect to another host, which a signature covering the host does not
+#: survive). At a custom endpoint given as an IP address (the local cloud), botocore keeps path-style URLs.
+S3_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+
+
+def s3_client(**kwargs: Any) -> Any:
+    return boto3.client("s3", config=S3_CONFIG, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class Lake:
 
     def __init__(self, bucket: str, client: Any | None = None) -> None:
         self.bucket = bucket
-        self.client = client or boto3.client("s3")
+        self.client = client or s3_client()
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -80,6 +91,8 @@ class Lake:
         return None if text is None else json.loads(text)
 
     def presigned_url(self, key: str, expires_s: int = 3600) -> str:
+        """A GET URL for `key`, valid `expires_s` seconds without credentials. It carries a signature: never log it.
+        Made with `S3_CONFIG`'s client (SigV4, regional host) unless the caller brought another one."""
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
