@@ -75,3 +75,26 @@ def test_black_frames_at_rekognitions_threshold(tmp_path, analyse, full_range):
     black = [(c.start, c.end) for c in a.cues if c.kind == "BlackFrames"]
     assert len(black) == 1, black
     assert abs(black[0][0] - FPS) <= 1 and abs(black[0][1] - (2 * FPS - 1)) <= 1
+
+
+def test_opening_the_file_as_probed_decodes_the_same_frames(tagged, tmp_path, monkeypatch):
+    """The decoding run skips ffmpeg's own format and stream probing (``OPEN_PROBED``): the frames are the same
+    bytes as with a full probe, for a full-range video and for a MOV whose first stream is audio."""
+    mov = tmp_path / "audio first.mov"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-f", "lavfi", "-i", f"testsrc2=s=320x240:r={FPS}:d=1",
+           "-map", "0:a", "-map", "1:v", "-c:v", "libx264", "-c:a", "aac", str(mov))  # fmt: skip
+
+    def frames(path: Path) -> tuple[list[bytes], list[bytes]]:
+        plan = decode.Plan.for_video(decode.probe(path))
+        small: list[bytes] = []
+        sample: list[bytes] = []
+        decode.decode(
+            path, plan, lambda i, f: small.append(f.i420().tobytes()), lambda k, f: sample.append(f.i420().tobytes())
+        )
+        return small, sample
+
+    for path in (tagged["bt709-full"], mov):
+        fast = frames(path)
+        monkeypatch.setattr(decode, "OPEN_PROBED", ())
+        assert fast == frames(path) and len(fast[0]) == FPS and len(fast[1]) >= 2
+        monkeypatch.undo()
