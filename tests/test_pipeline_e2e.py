@@ -200,3 +200,13 @@ def test_a_failed_read_over_http_falls_back_to_the_download(cloud, lake, clips):
     analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
     assert (analysed_key, transcoded, probed.codec) == (raw.key, False, "h264")
     assert _UnreachableUrls.downloads == 1
+
+
+def test_a_rendition_made_by_an_earlier_attempt_is_reused_without_a_download(cloud, lake, clips):
+    raw, info = _scratch(lake, clips["webm"], "retried clip.webm")
+    svc = replace(get_services(), lake=_NoDownload(lake.bucket, lake.client))
+    with pytest.raises(AssertionError, match="was downloaded"):  # no rendition yet: the original must be fetched
+        _prepare(svc, raw, info.etag, info.size)
+    lake.upload(clips["h264"], raw.rendition_key, "video/mp4", metadata={"source-etag": info.etag})
+    assert _prepare(svc, raw, info.etag, info.size)[::2] == (raw.rendition_key, True)
+    assert _prepare(svc, raw, info.etag, info.size)[1].codec == "vp9"

@@ -103,24 +103,32 @@ def _prepare(svc: Services, raw: RawKey, etag: str, size: int) -> tuple[str, Pro
     """Probe the original; transcode it to an H.264 MP4 rendition unless Rekognition takes it as is.
 
     The original is probed where it lies, over a presigned URL: ffmpeg reads its header with range requests, so a
-    video Rekognition takes as is is never downloaded. Only a video to transcode is, or one whose header could not
-    be read over HTTP; the local probe then decides, so a network hiccup never fails a video.
+    video Rekognition takes as is, or one whose rendition a previous attempt already made, is never downloaded.
+    Only a video to transcode is, or one whose header could not be read over HTTP; the local probe then decides, so
+    a network hiccup never fails a video.
     """
     check_size(size)
     probed = _probe_in_place(svc, raw.key, size)
     if probed is not None and probed.rekognition_ready:
         return raw.key, probed, False
+    if probed is not None and _rendition_made(svc, raw, etag):
+        return raw.rendition_key, probed, True
     with tempfile.TemporaryDirectory(dir=svc.settings.work_dir, prefix="cliplake-") as tmp:
         local = svc.lake.download(raw.key, Path(tmp) / "original")
         probed = probed or probe(local)
         if probed.rekognition_ready:
             return raw.key, probed, False
-        existing = svc.lake.head(raw.rendition_key)
-        if existing is None or existing.metadata.get("source-etag") != etag:
+        if not _rendition_made(svc, raw, etag):
             rendition = Path(tmp) / "rendition.mp4"
             transcode_to_h264(local, rendition)
             svc.lake.upload(rendition, raw.rendition_key, "video/mp4", metadata={"source-etag": etag})
         return raw.rendition_key, probed, True
+
+
+def _rendition_made(svc: Services, raw: RawKey, etag: str) -> bool:
+    """Whether the rendition of this version of the original is in the lake already (a retried message)."""
+    existing = svc.lake.head(raw.rendition_key)
+    return existing is not None and existing.metadata.get("source-etag") == etag
 
 
 def _probe_in_place(svc: Services, key: str, size: int) -> Probe | None:
