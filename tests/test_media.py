@@ -67,3 +67,71 @@ def test_a_failed_read_over_a_url_is_unreadable_and_keeps_the_signature_out_of_t
         probe(url)
     with pytest.raises(MediaError, match="at most 10 GB"):
         probe(url, size=11 * 1024**3)  # decided before any read
+
+
+def test_https_reads_verify_the_certificate_against_certifi():
+    import certifi
+
+    from cliplake.media import _input_options
+
+    options = _input_options("https://bucket.s3.eu-west-1.amazonaws.com/a.mp4?X-Amz-Signature=x")
+    assert options[options.index("-tls_verify") + 1] == "1"
+    assert options[options.index("-ca_file") + 1] == certifi.where()
+    assert "-rw_timeout" in _input_options("http://127.0.0.1:9/a.mp4") and _input_options("/tmp/a.mp4") == []
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate, serving `tmp_path`; yields (base URL, cert)."""
+    import datetime
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(tmp_path)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_pem, key_pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert_pem
+    server.shutdown()
+
+
+def test_https_probe_refuses_an_untrusted_certificate_and_reads_a_trusted_one(https_server, tmp_path, monkeypatch):
+    import certifi
+
+    base, cert = https_server
+    clip = make_clip(tmp_path / "clip.mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+    url, size = f"{base}/clip.mp4?X-Amz-Signature=secret", clip.stat().st_size
+    with pytest.raises(Unreadable) as err:  # self-signed: not in certifi's bundle
+        probe(url, size=size)
+    assert "secret" not in str(err.value)
+    monkeypatch.setattr(certifi, "where", lambda: str(cert))
+    assert probe(url, size=size).codec == "h264"

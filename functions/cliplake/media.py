@@ -78,15 +78,16 @@ def is_url(source: str | Path) -> bool:
 
 
 def _input_options(source: str | Path) -> list[str]:
-    """ffmpeg's options for reading `source`: over HTTP(S), a read timeout, and certifi's CA bundle (the static
-    ffmpeg's own OpenSSL looks for one where Lambda's runtime has none)."""
+    """ffmpeg's options for reading `source`: over HTTP(S), a read timeout and, for HTTPS, certificate checks
+    against certifi's CA bundle (the static ffmpeg's own OpenSSL looks for one where Lambda's runtime has none, and
+    some builds do not verify by default)."""
     if not is_url(source):
         return []
     options = ["-rw_timeout", str(NETWORK_TIMEOUT_US)]
     if str(source).startswith("https://"):
         import certifi  # installed with requests
 
-        options += ["-ca_file", certifi.where()]
+        options += ["-tls_verify", "1", "-ca_file", certifi.where()]
     return options
 
 
