@@ -22,7 +22,7 @@ from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
 from cliplake.batches import BATCH_ID_METADATA, complete_video
 from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
-from cliplake.media import MediaError, Probe, Unreadable, check_size, probe, transcode_to_h264
+from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.services import Services
 
 logger = Logger(service="analyze", child=True)
@@ -107,8 +107,7 @@ def _prepare(svc: Services, raw: RawKey, etag: str, size: int) -> tuple[str, Pro
     Only a video to transcode is, or one whose header could not be read over HTTP; the local probe then decides, so
     a network hiccup never fails a video.
     """
-    check_size(size)
-    probed = _probe_in_place(svc, raw.key, size)
+    probed = _probe_in_place(svc, raw.key, size)  # the size limits first: a verdict raises MediaError
     if probed is not None and probed.rekognition_ready:
         return raw.key, probed, False
     if probed is not None and _rendition_made(svc, raw, etag):

@@ -105,7 +105,8 @@ def probe(source: str | Path, size: int | None = None) -> Probe:
     requests, not the whole object, and `size` is the object's size. Error messages never carry the URL (a
     presigned one holds a signature). A read that fails over a URL raises `Unreadable`, like a corrupt file.
     """
-    if is_url(source):
+    remote = is_url(source)
+    if remote:
         if size is None:
             raise ValueError("probing a URL needs the object's size")
     else:
@@ -119,7 +120,7 @@ def probe(source: str | Path, size: int | None = None) -> Probe:
         timeout=60,
         check=False,
     ).stderr
-    if is_url(source):
+    if remote:
         out = _URL_RE.sub("<url>", out)
     fmt, video = _INPUT_RE.search(out), _VIDEO_RE.search(out)
     if not fmt:
