@@ -121,8 +121,8 @@ def run(report: Callable[[str], None] = print, runs: int = 5, engine: Engine | N
         if row["ratio_same_options"]:
             notes.append(f"analysis / bare decode with {row['decode_options']}: {row['ratio_same_options']:.2f}")
         report(f"{'':<24} " + "; ".join(notes))
-        if row["hd"]:
-            report(f"{'':<24} {verdict(row)}")
+        if targets := verdict(row):
+            report(f"{'':<24} {targets}")
     return rows
 
 
