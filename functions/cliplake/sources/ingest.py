@@ -30,7 +30,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from cliplake.contracts import Attribution
 from cliplake.lake import raw_key
-from cliplake.sources.http import backoff_seconds, retry_after_seconds
+from cliplake.sources.http import Retryable, RetryPolicy, retry_after_seconds
 from cliplake.sources.models import Candidate
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ class IngestError(RuntimeError):
         super().__init__(
             f"ingest of {candidate.source}/{candidate.source_id} failed after {attempts} attempt(s): {reason}"
         )
-
-
-class _Transient(Exception):
-    """A failure worth retrying (network error, truncated body, HTTP 429/5xx)."""
-
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
 
 
 class _Permanent(Exception):
@@ -108,7 +100,7 @@ class VerifyingStream:
         try:
             data = self._raw.read() if amt is None or amt < 0 else self._raw.read(amt)
         except (requests.RequestException, Urllib3HTTPError, OSError) as exc:
-            raise _Transient(f"download interrupted after {self.bytes_read} bytes: {type(exc).__name__}") from exc
+            raise Retryable(f"download interrupted after {self.bytes_read} bytes: {type(exc).__name__}") from exc
         if data:
             self._digest.update(data)
             self.bytes_read += len(data)
@@ -159,10 +151,10 @@ def open_download(
     try:
         resp = session.get(url, stream=True, timeout=timeout)
     except requests.RequestException as exc:
-        raise _Transient(f"download failed: {type(exc).__name__}") from exc
+        raise Retryable(f"download failed: {type(exc).__name__}") from exc
     try:
         if resp.status_code in RETRYABLE_STATUSES:
-            raise _Transient(f"HTTP {resp.status_code}", retry_after_seconds(resp.headers.get("Retry-After")))
+            raise Retryable(f"HTTP {resp.status_code}", retry_after_seconds(resp.headers.get("Retry-After")))
         if resp.status_code >= 400:
             raise _Permanent(f"HTTP {resp.status_code}")
         resp.raw.decode_content = True
@@ -208,16 +200,16 @@ def _upload_once(
             extra["ContentType"] = candidate.mime
         try:
             s3_client.upload_fileobj(stream, bucket, key, ExtraArgs=extra, Config=config)
-        except (_Transient, _Permanent):
+        except (Retryable, _Permanent):
             raise
         except (ClientError, BotoCoreError) as exc:
             cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, _Transient | _Permanent):  # raised from read() inside the transfer
+            if isinstance(cause, Retryable | _Permanent):  # raised from read() inside the transfer
                 raise cause from None
             raise _Permanent(f"S3 upload failed: {exc}") from exc
         try:
             stream.finish()
-        except (_Transient, _Permanent):
+        except (Retryable, _Permanent):
             s3_client.delete_object(Bucket=bucket, Key=key)  # a small object went up in one piece: take it back
             raise
         return stream
@@ -246,29 +238,29 @@ def ingest_candidate(
     """
     key = raw_key(candidate.source, campaign, candidate.filename, ts)
     config = config or transfer_config()
-    for attempt in range(retries + 1):
-        try:
-            stream = _upload_once(candidate, s3_client, bucket, key, session, config, timeout, metadata)
-        except _Permanent as exc:
-            raise IngestError(candidate, str(exc), attempts=attempt + 1) from None
-        except _Transient as exc:
-            if attempt >= retries:
-                raise IngestError(candidate, str(exc), attempts=attempt + 1) from None
-            wait = exc.wait if exc.wait is not None else backoff_seconds(attempt, base=backoff_base)
-            log.warning("ingest %s/%s: %s; retrying in %.1f s", candidate.source, candidate.source_id, exc, wait)
-            sleep(wait)
-            continue
-        log.info(
-            "ingested %s/%s -> s3://%s/%s (%d bytes, sha1 %s)",
-            candidate.source,
-            candidate.source_id,
-            bucket,
-            key,
-            stream.bytes_read,
-            stream.sha1,
-        )
-        return key
-    raise AssertionError("unreachable")  # pragma: no cover
+    name = f"ingest {candidate.source}/{candidate.source_id}"
+    policy = RetryPolicy(retries, base_s=backoff_base, sleep=sleep, name=name)
+    tried = 0
+
+    def attempt() -> VerifyingStream:
+        nonlocal tried
+        tried += 1
+        return _upload_once(candidate, s3_client, bucket, key, session, config, timeout, metadata)
+
+    try:
+        stream = policy.call(attempt)
+    except (_Permanent, Retryable) as exc:
+        raise IngestError(candidate, str(exc), attempts=tried) from None
+    log.info(
+        "ingested %s/%s -> s3://%s/%s (%d bytes, sha1 %s)",
+        candidate.source,
+        candidate.source_id,
+        bucket,
+        key,
+        stream.bytes_read,
+        stream.sha1,
+    )
+    return key
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 import requests_cache
 
-from cliplake.sources.http import backoff_seconds, retry_after_seconds
+from cliplake.sources.http import Retryable, RetryPolicy, retry_after_seconds
 from cliplake.sources.models import Candidate, SearchResult, short_side
 
 log = logging.getLogger(__name__)
@@ -237,37 +237,33 @@ class PixabayClient:
     def search_page(self, query: str, page: int = 1, per_page: int = 50) -> dict[str, Any]:
         """One page of `GET <api_url>?key&q&safesearch=true&per_page&page`. Raises `PixabayError`."""
         params = {"key": self._key, "q": query, "safesearch": "true", "per_page": str(per_page), "page": str(page)}
-        for attempt in range(self.max_retries + 1):
+
+        def attempt() -> requests.Response:
             self._honour_rate_limit()
             try:
                 with _redacting_logs(self._key):
                     resp = self.session.get(self.api_url, params=params, timeout=self.timeout)
             except requests.RequestException as exc:
-                message = self._redact(f"Pixabay request failed: {type(exc).__name__}: {exc}")
-                if attempt >= self.max_retries:
-                    raise PixabayError(message) from None  # the chained exception would carry the URL
-                log.warning("%s; retrying", message)
-                self.sleep(backoff_seconds(attempt))
-                continue
+                raise Retryable(self._redact(f"Pixabay request failed: {type(exc).__name__}: {exc}")) from None
             self._note_rate_limit(resp)
             if resp.status_code == 429:
-                if attempt >= self.max_retries:
-                    raise PixabayError(self._error_text(resp), status=429)
+                self._blocked_until = None  # the 429's own wait replaces the window's
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
                 if wait is None:
                     wait = retry_after_seconds(resp.headers.get("X-RateLimit-Reset"))
-                self._blocked_until = None
-                wait = max(wait or 0.0, backoff_seconds(attempt))
-                log.info("Pixabay HTTP 429: waiting %.1f s before retry %d", wait, attempt + 1)
-                self.sleep(wait)
-                continue
-            if resp.status_code >= 400:
-                raise PixabayError(self._error_text(resp), status=resp.status_code)
-            try:
-                return resp.json()
-            except ValueError:
-                raise PixabayError(f"Pixabay returned non-JSON: {self._redact(resp.text[:200])!r}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise Retryable(self._error_text(resp), wait, status=429)
+            return resp
+
+        try:
+            resp = RetryPolicy(self.max_retries, sleep=self.sleep, name="Pixabay").call(attempt)
+        except Retryable as exc:
+            raise PixabayError(exc.reason, status=exc.status) from None  # a chained exception would carry the URL
+        if resp.status_code >= 400:
+            raise PixabayError(self._error_text(resp), status=resp.status_code)
+        try:
+            return resp.json()
+        except ValueError:
+            raise PixabayError(f"Pixabay returned non-JSON: {self._redact(resp.text[:200])!r}") from None
 
     def _error_text(self, resp: requests.Response) -> str:
         body = self._redact((resp.text or "").strip()[:300]) or resp.reason

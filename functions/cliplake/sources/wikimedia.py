@@ -26,7 +26,8 @@ import requests
 
 from cliplake.sources.http import (
     ConfigurationError,
-    backoff_seconds,
+    Retryable,
+    RetryPolicy,
     is_loopback,
     retry_after_seconds,
     user_agent,
@@ -56,6 +57,10 @@ class WikimediaError(RuntimeError):
         self.status = status
         where = f" (HTTP {status})" if status else ""
         super().__init__(f"Wikimedia API error {code!r}{where}: {info}")
+
+
+class _Maxlag(Retryable):
+    """The API's `maxlag` error (HTTP 200): the replicas lag, come back after `Retry-After`."""
 
 
 # ---------------------------------------------------------------------------------------------------- licences
@@ -312,24 +317,17 @@ class WikimediaClient:
     def request(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """One API call, with `maxlag` and HTTP 429/503 waited out (bounded). Raises `WikimediaError`."""
         full = {"format": "json", "formatversion": "2", "maxlag": str(MAXLAG), **params}
-        for attempt in range(self.max_retries + 1):
+
+        def attempt() -> dict[str, Any]:
             try:
                 resp = self.session.get(
                     self.api_url, params=full, headers={"User-Agent": self.user_agent}, timeout=self.timeout
                 )
             except requests.RequestException as exc:
-                if attempt >= self.max_retries:
-                    raise WikimediaError("http", f"request failed: {exc}") from exc
-                self._wait(backoff_seconds(attempt), f"request failed ({type(exc).__name__})")
-                continue
+                raise Retryable(f"request failed: {exc}") from exc
+            retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             if resp.status_code in RETRY_STATUSES:
-                if attempt >= self.max_retries:
-                    raise WikimediaError(
-                        "http", f"still HTTP {resp.status_code} after {attempt} retries", status=resp.status_code
-                    )
-                wait = retry_after_seconds(resp.headers.get("Retry-After"))
-                self._wait(backoff_seconds(attempt) if wait is None else wait, f"HTTP {resp.status_code}")
-                continue
+                raise Retryable(f"HTTP {resp.status_code}", retry_after, status=resp.status_code)
             if resp.status_code >= 400:
                 raise WikimediaError("http", resp.text[:200].strip() or resp.reason, status=resp.status_code)
             try:
@@ -339,19 +337,24 @@ class WikimediaClient:
             error = data.get("error")
             if error:
                 code, info = error.get("code", "unknown"), error.get("info", "")
-                if code == "maxlag" and attempt < self.max_retries:
-                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
-                    self._wait(MAXLAG_DEFAULT_WAIT if wait is None else wait, f"maxlag: {info}")
-                    continue
+                if code == "maxlag":
+                    raise _Maxlag(info, MAXLAG_DEFAULT_WAIT if retry_after is None else retry_after)
                 raise WikimediaError(code, info)
-            for module, warning in (data.get("warnings") or {}).items():
-                log.warning("Wikimedia API warning from %s: %s", module, warning)
             return data
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, seconds: float, why: str) -> None:
-        log.info("Wikimedia API: waiting %.1f s (%s)", seconds, why)
-        self.sleep(seconds)
+        try:
+            data = RetryPolicy(self.max_retries, sleep=self.sleep, name="Wikimedia API").call(attempt)
+        except _Maxlag as exc:
+            raise WikimediaError("maxlag", exc.reason) from None
+        except Retryable as exc:
+            if exc.status:
+                raise WikimediaError(
+                    "http", f"still HTTP {exc.status} after {exc.attempts - 1} retries", status=exc.status
+                ) from None
+            raise WikimediaError("http", exc.reason) from exc.__cause__
+        for module, warning in (data.get("warnings") or {}).items():
+            log.warning("Wikimedia API warning from %s: %s", module, warning)
+        return data
 
     # -- search ----------------------------------------------------------------------------------------------
     def search_params(self, query: str, page_size: int) -> dict[str, Any]:
