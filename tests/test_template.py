@@ -313,7 +313,10 @@ def test_batch_and_ingest_reach_only_their_resources(cfn):
     assert not [s for s in batch if any(a.startswith("s3:") for a in _as_list(s["Action"]))]
     ingest = _statements(cfn, "IngestFunctionRole")
     writes = [s for s in ingest if "s3:PutObject" in _as_list(s["Action"])]
-    assert [s["Resource"]["Fn::Sub"] for s in writes] == ["${MediaBucket.Arn}/media-raw/*"]
+    assert [s["Resource"]["Fn::Sub"] for s in writes] == [
+        "${MediaBucket.Arn}/media-raw/*",
+        "${MediaBucket.Arn}/media-processed/tables/*",  # the row of a video whose download failed
+    ]
 
 
 def test_campaigns_are_seeded_in_parameter_store(sam):

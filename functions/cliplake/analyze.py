@@ -24,6 +24,7 @@ from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.services import Services
+from cliplake.tables import write_failed_rows
 
 logger = Logger(service="analyze", child=True)
 
@@ -65,6 +66,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     except MediaError as err:
         reason = str(err)
         svc.catalog.mark_failed(vid, raw.source, reason)
+        write_failed_rows(svc.lake, video, reason)
         logger.warning("video rejected", extra={"video_id": vid, "key": raw.key, "reason": reason})
         complete_video(svc, vid, ok=False, reason=reason)
         return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
@@ -88,6 +90,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
             started[kind] = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
         except InvalidVideo as err:
             svc.catalog.mark_failed(vid, raw.source, str(err))
+            write_failed_rows(svc.lake, video, str(err))
             svc.catalog.release_job_slots(vid)
             complete_video(svc, vid, ok=False, reason=str(err))
             return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))

@@ -48,6 +48,7 @@ from cliplake.sources.planning import (
 )
 from cliplake.sources.samples import SamplesSource
 from cliplake.sources.wikimedia import WikimediaClient
+from cliplake.tables import write_failed_rows
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,9 @@ def ingest_item(svc: Services, msg: ItemTask) -> str:
     except IngestError as err:
         reason = f"download failed: {err.reason}"
         log.warning("item failed", extra={"video_id": vid, "reason": reason})
+        planned = {"video_id": vid, "source": item.source, "campaign": inp.campaign, "raw_key": item.raw_key,
+                   "title": item.title, "filename": item.raw_key.rsplit("/", 1)[-1]}  # fmt: skip
+        write_failed_rows(svc.lake, planned, reason)
         complete_video(svc, vid, ok=False, reason=reason)
         return "failed"
     if key != item.raw_key:

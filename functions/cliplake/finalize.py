@@ -19,6 +19,7 @@ from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services
 from cliplake.summarize import build_summary
+from cliplake.tables import write_failed_rows
 
 logger = Logger(service="finalize", child=True)
 
@@ -66,6 +67,7 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     if failed:
         reason = "; ".join(f"{k} job {j['status']}: {j.get('message', '')}" for k, j in sorted(failed.items()))
         svc.catalog.mark_failed(vid, video.get("source", raw.source), reason)
+        write_failed_rows(svc.lake, video, reason)
         svc.catalog.release_job_slots(vid)  # every job of the video has ended or will never be waited for
         logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
         complete_video(svc, vid, ok=False, reason=reason)

@@ -1,4 +1,5 @@
-"""Stage 3, index: a new `media-processed/..._labels.json` → the catalog (DynamoDB).
+"""Stage 3, index: a new `media-processed/..._labels.json` → the catalog (DynamoDB) and the lake's tables
+(`cliplake.tables`, for SQL engines).
 
 Re-indexing the same summary changes nothing; the catalog can be rebuilt from the lake by re-indexing.
 """
@@ -14,6 +15,7 @@ from cliplake.batches import complete_video
 from cliplake.contracts import ObjectRef, VideoSummary
 from cliplake.lake import LakeKeyError, summary_key_to_raw_stem
 from cliplake.services import Services
+from cliplake.tables import write_summary_rows
 
 logger = Logger(service="index", child=True)
 
@@ -43,5 +45,6 @@ def index_summary(svc: Services, ref: ObjectRef) -> IndexResult:
         reason = f"invalid summary {ref.key}: {err.error_count()} errors, first: {err.errors()[0]['msg']}"
         raise InvalidSummary(reason) from err
     changed = svc.catalog.index_summary(summary, ref.key, info.etag)
+    write_summary_rows(svc.lake, summary, ref.key)  # the same rows again when unchanged: tables rebuild by re-index
     complete_video(svc, summary.video_id, ok=True, top_labels=summary.top_labels)
     return IndexResult(video_id=summary.video_id, outcome="indexed" if changed else "unchanged")

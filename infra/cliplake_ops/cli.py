@@ -6,6 +6,7 @@
     cliplake videos [--label NAME] [--campaign NAME] [--source NAME]
     cliplake show VIDEO_ID
     cliplake dashboard [--port N] [--headless]  the Streamlit dashboard (dashboard/app.py)
+    cliplake sql "SELECT ..." [--json|--csv]    SQL over the lake's tables (DuckDB); `reindex` rebuilds them
 
 `drop`, `videos` and `show` work against the local cloud (export what `cliplake up` prints) and against a real
 AWS account alike: resources come from CLIPLAKE_* variables or from the stack's outputs (`--stack`).
@@ -319,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for sp in (run, credits, schedule, smoke):
         sp.add_argument("--stack", default=DEFAULT_STACK, help="CloudFormation stack to read resources from")
+
+    from cliplake_ops import lakeops
+
+    lakeops.register(sub, resolve_settings, DEFAULT_STACK)  # sql, reindex, status
     return p
 
 
