@@ -29,9 +29,11 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
         except Backpressure as err:
             logger.info("Rekognition at its quota, backing off", extra={"key": ref.key, "reason": str(err)})
             metrics.add_metric(name="Backpressure", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
             back_off(record.eventSourceARN, record.receiptHandle, int(record.attributes.ApproximateReceiveCount))
             raise
         metrics.add_metric(name=f"Videos{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
 
 
 @metrics.log_metrics

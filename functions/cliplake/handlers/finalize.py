@@ -22,6 +22,7 @@ def record_handler(record: CompletionSqsRecord) -> None:
     finalize = svc.idempotent(finalize_completion, "completion")
     result = FinalizeResult.model_validate(finalize(svc, completion=record.body))
     metrics.add_metric(name=f"Completions{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
 
 
 @metrics.log_metrics

@@ -38,6 +38,7 @@ from cliplake_ops.localcloud.dispatcher import (
     functions_from_template,
     mappings_from_template,
 )
+from cliplake_ops.localcloud.lakewiring import LAKE_WIRING
 from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
 from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
 
@@ -511,9 +512,15 @@ def _wire_schedule(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str
 def _wire_alarm(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = "") -> None:
     """The alarm exists (visible with describe_alarms); moto never evaluates it."""
     keys = ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
-            "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions")  # fmt: skip
+            "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions", "Metrics",
+            "DatapointsToAlarm")  # fmt: skip
     args = {k: props[k] for k in keys if k in props}
-    for k in ("Period", "EvaluationPeriods"):
+    for query in args.get("Metrics", []):  # metric math alarms
+        if "MetricStat" in query:
+            query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        if "ReturnData" in query:
+            query["ReturnData"] = str(query["ReturnData"]).lower() == "true"
+    for k in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
         if k in args:
             args[k] = int(args[k])
     if "Threshold" in args:
@@ -546,4 +553,5 @@ _WIRING = {
     "AWS::SecretsManager::Secret": _wire_secret,
     "AWS::Scheduler::Schedule": _wire_schedule,
     "AWS::CloudWatch::Alarm": _wire_alarm,
+    **LAKE_WIRING,  # Glue database and tables, Athena workgroup
 }
