@@ -79,3 +79,32 @@ def test_httpfs_reads_the_same_rows(indexed, lake, tmp_path):
 def _objects_keys(lake) -> set[str]:
     page = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=f"{TABLES_PREFIX}labels/source=dropin/")
     return {o["Key"] for o in page.get("Contents", [])}
+
+
+def test_status_shows_the_dashboards_figures_from_the_local_cloud(indexed, cloud, catalog):
+    from cliplake_ops.status import QUEUES, collect, render
+
+    status = collect(get_settings(), cloud.stack_name)
+    assert [q.name for q in status.queues] == list(QUEUES)
+    assert status.dead_letters == 0
+    assert status.job_slots_in_use == catalog.jobs_in_flight() == 0  # every job ended: every slot released
+    assert status.max_jobs_in_flight == int(cloud.resolver.parameters["MaxJobsInFlight"])
+    dropin = next(v for v in status.videos if v.source == "dropin")
+    assert dropin.model_dump() == {"source": "dropin", **{k: catalog.stats()["dropin"][c] for k, c in
+                                   (("received", "raw"), ("indexed", "processed"), ("failed", "failed"))}}  # fmt: skip
+    assert {"batch-failed", "job-slots-stuck"} <= set(status.alarms)
+    text = render(status)
+    assert "job slots: 0 in use of" in text and "dropin" in text
+
+
+def test_the_local_cloud_has_the_templates_glue_tables_and_workgroup(cloud):
+    glue = cloud.client("glue")
+    database = cloud.outputs["LakeDatabase"]
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert set(tables) == {"videos", "labels"}
+    location = tables["labels"]["StorageDescriptor"]["Location"]
+    assert location == f"s3://{cloud.outputs['MediaBucketName']}/{TABLES_PREFIX}labels/"
+    workgroup = cloud.client("athena").get_work_group(WorkGroup=cloud.outputs["LakeWorkGroupName"])["WorkGroup"]
+    assert workgroup["Configuration"]["BytesScannedCutoffPerQuery"] > 0
+    dashboards = cloud.client("cloudwatch").list_dashboards()["DashboardEntries"]
+    assert cloud.outputs["OperationsDashboardName"] in {d["DashboardName"] for d in dashboards}

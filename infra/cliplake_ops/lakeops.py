@@ -84,7 +84,7 @@ def cmd_reindex(args: argparse.Namespace, resolve: Callable[[str], Settings]) ->
 
 # ---------------------------------------------------------------------------------------------- the parser
 def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -> None:
-    """Add `sql` and `reindex` to the `cliplake` parser (`resolve` reads the stack's resources)."""
+    """Add `sql`, `reindex` and `status` to the `cliplake` parser (`resolve` reads the stack's resources)."""
     sql = sub.add_parser("sql", help="SQL over the lake's tables (DuckDB; videos, labels)")
     sql.add_argument("query", help='one SELECT, e.g. "SELECT campaign, count(*) FROM videos GROUP BY 1"')
     fmt = sql.add_mutually_exclusive_group()
@@ -98,3 +98,7 @@ def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -
     rx.set_defaults(fn=lambda a: cmd_reindex(a, resolve))
     for sp in (sql, rx):
         sp.add_argument("--stack", default=default_stack, help="CloudFormation stack to read resources from")
+
+    from cliplake_ops import status
+
+    status.register(sub, resolve, default_stack)
