@@ -4,7 +4,8 @@
    summary → indexed), from the catalog's timestamps and the completion messages' own timestamps. Videos are
    put one at a time, so each hop's pickup and work are measured, not queueing behind other videos.
 2. The local analysis engine against a bare decode of the same file (when the engine provides `bench.run`).
-3. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
+3. `cliplake sql` over the tables of 10,000 videos and the bytes a one-campaign query reads (`sqlbench`).
+4. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
    beside a 30-second polling design, from public per-request prices.
 """
 
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-engine", action="store_true", help="skip the analysis-engine benchmark")
     parser.add_argument("--skip-dashboard", action="store_true", help="skip the dashboard render benchmark")
     parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
+    parser.add_argument("--skip-sql", action="store_true", help="skip `cliplake sql` over 10,000 videos")
     args = parser.parse_args(argv)
     report_costs()
     if args.cost_only:
@@ -233,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         dashboard_bench.run(print)
+    if not args.skip_sql:
+        from cliplake_ops import sqlbench
+
+        print()
+        sqlbench.run(print)
     return 0
 
 
