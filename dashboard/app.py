@@ -16,7 +16,7 @@ import streamlit as st
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # `streamlit run` adds only dashboard/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.views import common, history, last, library, logs, run, stats, video
+from dashboard.views import common, health, history, last, library, logs, run, sql, stats, video
 
 RENDER = {
     "run": run.render,
@@ -26,6 +26,8 @@ RENDER = {
     "stats": stats.render,
     "library": library.render,
     "video": video.render,
+    "sql": sql.render,
+    "health": health.render,
 }
 SLUG = {label: slug for slug, label in common.PAGES.items()}
 

@@ -20,6 +20,8 @@ PAGES = {
     "stats": "Statistics",
     "library": "Library",
     "video": "Video",
+    "sql": "SQL",
+    "health": "Pipeline health",
 }
 
 

@@ -14,7 +14,7 @@ from dashboard import data
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ("run", "last", "history", "logs", "stats", "library", "video")
+PAGES = ("run", "last", "history", "logs", "stats", "library", "video", "sql", "health")
 
 
 def ok(at):
