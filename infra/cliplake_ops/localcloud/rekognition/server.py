@@ -289,8 +289,7 @@ class RekognitionServer:
             out["GetRequestMetadata"] = {"SortBy": sort_by, "AggregateBy": aggregate}
             key, items = "Labels", []
             if a is not None:
-                catalogue = engine.label_catalogue()
-                items = results.label_items(a, catalogue, job.request, sort_by, aggregate)
+                items = results.label_items(a, engine.taxonomy(), job.request, sort_by, aggregate)
         elif operation == "GetContentModeration":
             out["ModerationModelVersion"] = engine.moderation_version
             out["GetRequestMetadata"] = {"SortBy": sort_by, "AggregateBy": aggregate}
