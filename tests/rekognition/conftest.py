@@ -22,6 +22,7 @@ SEG = 25  # frames per synthetic segment: hard cuts at 25, 50, 75, 100
 CUTS = [25, 50, 75, 100]
 BLACK = (50, 74)  # the third segment is black
 REGION = "us-east-1"
+CAPTION = "Harbour Lights Festival"
 
 
 def ffmpeg(*args: str) -> None:
@@ -65,6 +66,14 @@ def videos(tmp_path_factory, assets) -> dict[str, Path]:
             "-t", "2", "-r", str(FPS), "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", *H264,
             "-c:a", "aac", "-ar", "44100", "-ac", "1", str(out[photo]),
         )  # fmt: skip
+    out["caption"] = d / "caption.mp4"  # 4 s of the coffee photo at 720p, a caption burned in from 1.0 to 3.0 s
+    font = assets / "fonts/DejaVuSans.ttf"
+    ffmpeg(
+        "-loop", "1", "-i", str(assets / "photos/coffee.png"), "-t", "4", "-r", str(FPS),
+        "-vf", f"scale=1280:720,drawtext=fontfile={font}:text='{CAPTION}':fontsize=56:fontcolor=white:"
+        "box=1:boxcolor=black@0.6:boxborderw=12:x=(w-tw)/2:y=h-140:enable='between(t,1,3)'",
+        *H264, str(out["caption"]),
+    )  # fmt: skip
     out["vp9"] = d / "clip.webm"
     ffmpeg(
         "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate={FPS}", "-t", "1",

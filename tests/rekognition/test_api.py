@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from cliplake_ops.localcloud.rekognition.engine import Engine
 from cliplake_ops.localcloud.rekognition.server import RekognitionServer
 
-from .conftest import CUTS, REGION
+from .conftest import CAPTION, CUTS, REGION
 
 MODEL = botocore.session.get_session().get_service_model("rekognition")
 PY_TYPES = {
@@ -270,3 +270,73 @@ def test_three_apis_share_one_analysis(aws, engine):
         ]  # fmt: skip
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def text_job(rekognition, aws):
+    token = {"ClientRequestToken": "text-caption-1"}
+    return run_job(rekognition, aws, "start_text_detection", "caption", JobTag="caption", **token)
+
+
+def test_text_detection_has_rekognitions_shape_and_reads_the_caption(rekognition, aws, text_job):
+    job_id, msg = text_job
+    assert msg["Status"] == "SUCCEEDED" and msg["API"] == "StartTextDetection" and msg["JobTag"] == "caption"
+    out = rekognition.get_text_detection(JobId=job_id)
+    assert_shape(MODEL.operation_model("GetTextDetection").output_shape, out)
+    assert set(out) - {"ResponseMetadata"} == {
+        "JobStatus", "VideoMetadata", "TextDetections", "TextModelVersion", "JobId", "Video", "JobTag",
+    }  # fmt: skip
+    assert out["JobStatus"] == "SUCCEEDED" and out["TextModelVersion"].startswith("rapidocr-1.4.4")
+    assert out["VideoMetadata"]["FrameWidth"] == 1280 and out["VideoMetadata"]["DurationMillis"] == 4000
+    lines = [d for d in out["TextDetections"] if d["TextDetection"]["Type"] == "LINE"]
+    caption = [d for d in lines if d["TextDetection"]["DetectedText"] == CAPTION]
+    assert caption and all(960 <= d["Timestamp"] <= 3000 for d in caption)
+    first = caption[0]
+    same_frame = [d["TextDetection"] for d in out["TextDetections"] if d["Timestamp"] == first["Timestamp"]]
+    words = [d for d in same_frame if d["Type"] == "WORD" and d.get("ParentId") == first["TextDetection"]["Id"]]
+    assert [w["DetectedText"] for w in words] == CAPTION.split()
+    assert "ParentId" not in first["TextDetection"]
+    geo = first["TextDetection"]["Geometry"]
+    assert set(geo) == {"BoundingBox", "Polygon"} and len(geo["Polygon"]) == 4
+    assert set(geo["BoundingBox"]) == {"Width", "Height", "Left", "Top"} and 0.6 < geo["BoundingBox"]["Top"] < 0.9
+    ids = [d["Id"] for d in same_frame]
+    assert len(ids) == len(set(ids))
+
+
+def test_text_filters_and_paging(rekognition, aws, text_job):
+    job_id, _ = text_job
+    full = rekognition.get_text_detection(JobId=job_id)["TextDetections"]
+    pages, token = [], None
+    while True:
+        page = rekognition.get_text_detection(JobId=job_id, MaxResults=2, **({"NextToken": token} if token else {}))
+        pages += page["TextDetections"]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert pages == full and len(full) > 2
+    v, ch = video(aws, "caption"), aws["channel"]
+    top_half = {"RegionsOfInterest": [{"BoundingBox": {"Left": 0.0, "Top": 0.0, "Width": 1.0, "Height": 0.5}}]}
+    job, _ = run_job(rekognition, aws, "start_text_detection", "caption", Filters=top_half)
+    texts = {d["TextDetection"]["DetectedText"] for d in rekognition.get_text_detection(JobId=job)["TextDetections"]}
+    assert CAPTION not in texts  # the caption is in the bottom half
+    tall = {"WordFilter": {"MinBoundingBoxHeight": 0.5}}
+    job = rekognition.start_text_detection(Video=v, NotificationChannel=ch, Filters=tall)["JobId"]
+    aws["inbox"].wait_for(job)
+    assert rekognition.get_text_detection(JobId=job)["TextDetections"] == []
+    picky = {"WordFilter": {"MinConfidence": 100}}
+    job = rekognition.start_text_detection(Video=v, NotificationChannel=ch, Filters=picky)["JobId"]
+    aws["inbox"].wait_for(job)
+    assert all(
+        d["TextDetection"]["Confidence"] >= 100 for d in rekognition.get_text_detection(JobId=job)["TextDetections"]
+    )
+
+
+def test_text_job_token_is_idempotent(rekognition, aws, text_job):
+    job_id, _ = text_job
+    again = rekognition.start_text_detection(
+        Video=video(aws, "caption"), NotificationChannel=aws["channel"], JobTag="caption",
+        ClientRequestToken="text-caption-1",
+    )  # fmt: skip
+    assert again["JobId"] == job_id
+    aws["inbox"].drain(wait=2)
+    assert len(aws["inbox"].for_job(job_id)) == 1

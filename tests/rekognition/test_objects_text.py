@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,9 +13,7 @@ from cliplake_ops.localcloud.rekognition.engine import Analysis
 from cliplake_ops.localcloud.rekognition.labels import Taxonomy, read_lemmas
 from cliplake_ops.localcloud.rekognition.text import Box, split_words
 
-from .conftest import H264, ffmpeg
-
-TEXT = "Harbour Lights Festival"
+from .conftest import CAPTION as TEXT
 
 
 @pytest.fixture(scope="module")
@@ -125,22 +122,8 @@ def test_words_share_the_line_box_by_characters():
     assert words[1].box.left == pytest.approx(0.4) and words[1].box.width == pytest.approx(0.2)
 
 
-@pytest.fixture(scope="module")
-def text_clip(tmp_path_factory, assets) -> Path:
-    """4 s of scikit-image's coffee photo at 720p with a caption burned in from 1.0 s to 3.0 s."""
-    font = assets / "fonts/DejaVuSans.ttf"
-    out = tmp_path_factory.mktemp("text") / "caption.mp4"
-    ffmpeg(
-        "-loop", "1", "-i", str(assets / "photos/coffee.png"), "-t", "4", "-r", "25",
-        "-vf", f"scale=1280:720,drawtext=fontfile={font}:text='{TEXT}':fontsize=56:fontcolor=white:"
-        "box=1:boxcolor=black@0.6:boxborderw=12:x=(w-tw)/2:y=h-140:enable='between(t,1,3)'",
-        *H264, str(out),
-    )  # fmt: skip
-    return out
-
-
-def test_burned_in_caption_read_word_for_word_with_its_time_range(text_clip, analyse):
-    a = analyse(text_clip)
+def test_burned_in_caption_read_word_for_word_with_its_time_range(videos, analyse):
+    a = analyse(videos["caption"])
     seen = [(ms, [line.text for line in lines]) for ms, lines in a.text]
     with_caption = [ms for ms, texts in seen if TEXT in texts]
     assert with_caption, seen

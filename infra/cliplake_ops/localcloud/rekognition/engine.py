@@ -192,7 +192,7 @@ class Engine:
 
         def objects(ms: int, frame: dec.Frame) -> None:
             bgr = frame.rgb((OBJECT_SIZE, OBJECT_SIZE))[:, :, ::-1]
-            result.objects.append((ms, self._objects.detect(bgr)))
+            result.objects.append((ms, self._objects.detect(bgr, agnostic=False)))
 
         def on_sample(k: int, frame: dec.Frame) -> None:
             ms = round(k * step_ms)

@@ -78,8 +78,12 @@ def preprocess(bgr: np.ndarray) -> np.ndarray:
     return x.transpose(2, 0, 1)[None]
 
 
-def decode(outputs: dict[int, tuple[np.ndarray, np.ndarray]], floor: float = SCORE_FLOOR) -> list[Detection]:
-    """Per-stride (scores [N, 80], bins [N, 44]) → detections after NMS (boxes as fractions)."""
+def decode(
+    outputs: dict[int, tuple[np.ndarray, np.ndarray]], floor: float = SCORE_FLOOR, agnostic: bool = True
+) -> list[Detection]:
+    """Per-stride (scores [N, 80], bins [N, 44]) → detections after per-class NMS (boxes as fractions), and
+    the class-agnostic pass unless ``agnostic`` is false (the engine keeps every class's candidates, so the
+    label merge knows what the detector saw at all; ``reported`` applies the pass)."""
     boxes, scores, classes = [], [], []
     for stride, (cls, reg) in outputs.items():
         best = cls.max(axis=1)
@@ -107,11 +111,7 @@ def decode(outputs: dict[int, tuple[np.ndarray, np.ndarray]], floor: float = SCO
         sel = cv2.dnn.NMSBoxes(box[idx].tolist(), score[idx].tolist(), floor, NMS_IOU)
         kept.extend(int(idx[i]) for i in np.asarray(sel).ravel())
     kept.sort(key=lambda i: -score[i])
-    final: list[int] = []
-    for i in kept:  # class-agnostic pass: one class per object
-        if all(_iou(box[i], box[j]) < AGNOSTIC_IOU for j in final):
-            final.append(i)
-    return [
+    found = [
         Detection(
             COCO[klass[i]],
             float(box[i][0]) / SIZE,
@@ -120,13 +120,24 @@ def decode(outputs: dict[int, tuple[np.ndarray, np.ndarray]], floor: float = SCO
             float(box[i][3]) / SIZE,
             float(score[i]),
         )
-        for i in final
+        for i in kept
     ]
+    return one_class_per_object(found) if agnostic else found
+
+
+def one_class_per_object(detections: list[Detection]) -> list[Detection]:
+    """Class-agnostic pass: of boxes that overlap almost entirely (IoU >= AGNOSTIC_IOU), the best score wins."""
+    final: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.score):
+        a = np.array([d.left, d.top, d.width, d.height])
+        if all(_iou(a, np.array([f.left, f.top, f.width, f.height])) < AGNOSTIC_IOU for f in final):
+            final.append(d)
+    return final
 
 
 def reported(detections: list[Detection]) -> list[Detection]:
-    """The detections at or above their class's reporting threshold."""
-    return [d for d in detections if d.score >= REPORT_MIN_BY_CLASS.get(d.coco, REPORT_MIN)]
+    """The detections at or above their class's reporting threshold, one class per object."""
+    return one_class_per_object([d for d in detections if d.score >= REPORT_MIN_BY_CLASS.get(d.coco, REPORT_MIN)])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -158,5 +169,5 @@ class ObjectDetector:
         out = dict(zip(self._names, self._session.run(None, {self._input: preprocess(bgr)}), strict=True))
         return {s: (out[c][0], out[r][0]) for s, (c, r) in self._pairs.items()}
 
-    def detect(self, bgr: np.ndarray, floor: float = SCORE_FLOOR) -> list[Detection]:
-        return decode(self.raw(bgr), floor)
+    def detect(self, bgr: np.ndarray, floor: float = SCORE_FLOOR, agnostic: bool = True) -> list[Detection]:
+        return decode(self.raw(bgr), floor, agnostic)

@@ -234,3 +234,99 @@ def segment_items(a: Analysis, request: dict) -> list:
                 items.append(seg)
     items.sort(key=lambda s: (s["StartTimestampMillis"], s["Type"]))
     return items
+
+
+# ---------------------------------------------------------------- text
+DEFAULT_MIN_WORD_CONFIDENCE = 80.0  # Rekognition's default WordFilter.MinConfidence
+
+
+def _geometry(box, polygon) -> dict:
+    return {
+        "BoundingBox": {
+            "Width": round(box.width, 6),
+            "Height": round(box.height, 6),
+            "Left": round(box.left, 6),
+            "Top": round(box.top, 6),
+        },
+        "Polygon": [{"X": x, "Y": y} for x, y in polygon],
+    }
+
+
+def _box_polygon(box) -> tuple[tuple[float, float], ...]:
+    x0, y0, x1, y1 = box.left, box.top, box.left + box.width, box.top + box.height
+    return tuple((round(x, 6), round(y, 6)) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
+
+
+def _in_regions(box, regions: list[dict]) -> bool:
+    """At least half of ``box`` inside one region of interest (a BoundingBox, or a Polygon's bounding box)."""
+    if not regions:
+        return True
+    area = box.width * box.height
+    for region in regions:
+        if region.get("BoundingBox"):
+            r = region["BoundingBox"]
+            rx0, ry0 = r.get("Left", 0.0), r.get("Top", 0.0)
+            rx1, ry1 = rx0 + r.get("Width", 1.0), ry0 + r.get("Height", 1.0)
+        elif region.get("Polygon"):
+            xs, ys = [p["X"] for p in region["Polygon"]], [p["Y"] for p in region["Polygon"]]
+            rx0, ry0, rx1, ry1 = min(xs), min(ys), max(xs), max(ys)
+        else:
+            continue
+        ix = max(0.0, min(box.left + box.width, rx1) - max(box.left, rx0))
+        iy = max(0.0, min(box.top + box.height, ry1) - max(box.top, ry0))
+        if area > 0 and ix * iy >= 0.5 * area:
+            return True
+    return False
+
+
+def text_items(a: Analysis, request: dict) -> list:
+    """TextDetections: per sample, each line (Id n) followed by its words (ParentId = the line's Id).
+
+    ``Filters.WordFilter`` (MinConfidence, default 80; MinBoundingBoxHeight/Width) and
+    ``Filters.RegionsOfInterest`` apply to words; a line is kept while at least one of its words is.
+    """
+    filters = request.get("Filters") or {}
+    wf = filters.get("WordFilter") or {}
+    min_conf = float(wf.get("MinConfidence", DEFAULT_MIN_WORD_CONFIDENCE))
+    min_h, min_w = float(wf.get("MinBoundingBoxHeight", 0.0)), float(wf.get("MinBoundingBoxWidth", 0.0))
+    regions = filters.get("RegionsOfInterest") or []
+    items = []
+    for ms, lines in a.text:
+        next_id = 0
+        for line in lines:
+            words = [
+                w
+                for w in line.words
+                if line.confidence >= min_conf
+                and w.box.height >= min_h
+                and w.box.width >= min_w
+                and _in_regions(w.box, regions)
+            ]
+            if not words:
+                continue
+            line_id = next_id
+            next_id += 1
+            items.append({
+                "Timestamp": ms,
+                "TextDetection": {
+                    "DetectedText": line.text,
+                    "Type": "LINE",
+                    "Id": line_id,
+                    "Confidence": line.confidence,
+                    "Geometry": _geometry(line.box, line.polygon),
+                },
+            })  # fmt: skip
+            for w in words:
+                items.append({
+                    "Timestamp": ms,
+                    "TextDetection": {
+                        "DetectedText": w.text,
+                        "Type": "WORD",
+                        "Id": next_id,
+                        "ParentId": line_id,
+                        "Confidence": line.confidence,
+                        "Geometry": _geometry(w.box, _box_polygon(w.box)),
+                    },
+                })  # fmt: skip
+                next_id += 1
+    return items

@@ -41,6 +41,7 @@ START = {
     "StartLabelDetection": "GetLabelDetection",
     "StartContentModeration": "GetContentModeration",
     "StartSegmentDetection": "GetSegmentDetection",
+    "StartTextDetection": "GetTextDetection",
 }
 GET = {v: k for k, v in START.items()}
 
@@ -290,6 +291,10 @@ class RekognitionServer:
             key, items = "Labels", []
             if a is not None:
                 items = results.label_items(a, engine.taxonomy(), job.request, sort_by, aggregate)
+        elif operation == "GetTextDetection":
+            out["TextModelVersion"] = engine.text_version
+            key = "TextDetections"
+            items = results.text_items(a, job.request) if a else []
         elif operation == "GetContentModeration":
             out["ModerationModelVersion"] = engine.moderation_version
             out["GetRequestMetadata"] = {"SortBy": sort_by, "AggregateBy": aggregate}
