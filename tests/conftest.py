@@ -18,11 +18,19 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
 
 
+CAPTION = "Lantern Parade"  # burned into the H.264 clip: on-screen text for the text job and text search
+
+
 def lavfi_cuts(
-    sources: list[str], seconds: float, size: str = "320x240", rate: int = 25, photo: Path | None = None
+    sources: list[str],
+    seconds: float,
+    size: str = "320x240",
+    rate: int = 25,
+    photo: Path | None = None,
+    caption: tuple[str, Path] | None = None,
 ) -> list[str]:
     """ffmpeg arguments for clips of `sources`, then of a still `photo` if given, joined with hard cuts every
-    `seconds`."""
+    `seconds`; `caption` (text, font file) is burned in at the bottom throughout."""
     inputs: list[str] = []
     for src in sources:
         inputs += ["-f", "lavfi", "-t", str(seconds), "-i", f"{src}=size={size}:rate={rate}"]
@@ -33,7 +41,14 @@ def lavfi_cuts(
         scale_photo = f"[{len(sources)}:v]scale={size.replace('x', ':')},setsar=1[photo];"
         joined += "[photo]"
     n = len(sources) + (photo is not None)
-    return [*inputs, "-filter_complex", f"{scale_photo}{joined}concat=n={n}:v=1:a=0[v]", "-map", "[v]"]
+    graph = f"{scale_photo}{joined}concat=n={n}:v=1:a=0[v]"
+    if caption is not None:
+        text, font = caption
+        graph = graph[: -len("[v]")] + (
+            f"[c];[c]drawtext=fontfile={font}:text='{text}':fontsize=26:fontcolor=white:box=1:boxcolor=black@0.7:"
+            "boxborderw=6:x=(w-tw)/2:y=h-44[v]"
+        )
+    return [*inputs, "-filter_complex", graph, "-map", "[v]"]
 
 
 def pytest_collection_modifyitems(items):
@@ -76,8 +91,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
         pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
     d = tmp_path_factory.mktemp("clips")
     h264 = d / "cuts.mp4"
-    ffmpeg(*lavfi_cuts(["testsrc2", "smptebars"], 1.6, photo=cat), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           str(h264))  # fmt: skip
+    caption = (CAPTION, assets_dir() / "fonts/DejaVuSans.ttf")
+    ffmpeg(*lavfi_cuts(["testsrc2", "smptebars"], 1.6, photo=cat, caption=caption), "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(h264))  # fmt: skip
     webm = d / "clip ü+1 b.webm"
     ffmpeg(*lavfi_cuts(["testsrc2", "rgbtestsrc"], 1.2, size="322x242"), "-c:v", "libvpx-vp9", "-deadline",
            "realtime", "-cpu-used", "8", "-b:v", "300k", str(webm))  # fmt: skip

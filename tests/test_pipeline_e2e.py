@@ -48,6 +48,19 @@ def test_h264_video_is_indexed_with_shots_and_metadata(dropped, lake):
     assert summary.attribution.source == "dropin" and summary.credit_line
 
 
+def test_on_screen_text_is_summarised_with_time_ranges_and_searchable(dropped, lake, catalog):
+    key, video = _by_name(dropped, "cuts.mp4")
+    summary = VideoSummary.model_validate(lake.get_json(parse_raw_key(key).summary_key))
+    assert summary.provenance.jobs[JobKind.TEXT].api == "StartTextDetection"
+    lines = [line for line in summary.text if "Lantern" in line.text]
+    assert lines, summary.text
+    for line in lines:
+        assert 0 <= line.start_ms < line.end_ms <= summary.video.duration_ms + 1000 and line.confidence >= 80
+    assert {"lantern", "parade"} <= set(video["text_words"])
+    assert video_id_for(key) in {h["video_id"] for h in catalog.videos_by_text("LANTERN")}
+    assert video_id_for(key) not in {h["video_id"] for h in catalog.videos_by_text("zebra")}
+
+
 def test_webm_with_odd_name_is_transcoded_then_indexed(dropped, lake):
     key, video = _by_name(dropped, "clip ü+1 b.webm")
     assert key.endswith("/clip ü+1 b.webm")

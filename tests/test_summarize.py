@@ -1,5 +1,7 @@
 """Merging Rekognition result documents into the summary (pure functions, AWS response shapes)."""
 
+import pytest
+
 from cliplake.contracts import JobKind
 from cliplake.summarize import build_summary, label_segments, moderation_findings, shots_and_cues, top_labels
 
@@ -99,3 +101,42 @@ def test_build_summary_carries_attribution_and_provenance():
     assert s.provenance.jobs[JobKind.LABELS].job_id == "j1"
     assert s.provenance.jobs[JobKind.SEGMENTS].model_version == "SHOT:1.0"
     assert s.provenance.transcoded and s.provenance.analysed_key.endswith("_h264.mp4")
+
+
+def _line(ts: int, text: str, conf: float = 95.0) -> dict:
+    box = {"Width": 0.5, "Height": 0.1, "Left": 0.25, "Top": 0.8}
+    return {
+        "Timestamp": ts,
+        "TextDetection": {
+            "DetectedText": text,
+            "Type": "LINE",
+            "Id": 0,
+            "Confidence": conf,
+            "Geometry": {"BoundingBox": box},
+        },
+    }
+
+
+def test_text_lines_are_stretches_of_time_per_line():
+    from cliplake.summarize import text_lines
+
+    word = {"Timestamp": 1000, "TextDetection": {"DetectedText": "Harbour", "Type": "WORD", "Id": 1, "ParentId": 0}}
+    items = [_line(1000, "Harbour Lights", 90), word, _line(2000, "Harbour Lights", 97), _line(9000, "Harbour Lights")]
+    items.append(_line(2000, "Exit"))
+    lines = text_lines(items)
+    assert [(t.text, t.start_ms, t.end_ms) for t in lines] == [
+        ("Harbour Lights", 1000, 3000),  # seen at 1 s and 2 s, sampled every second
+        ("Exit", 2000, 3000),
+        ("Harbour Lights", 9000, 10000),  # back much later: a second stretch
+    ]
+    assert lines[0].confidence == 97 and lines[0].box["Top"] == 0.8
+
+
+def test_features_are_a_checked_subset():
+    from cliplake.settings import Settings, parse_features
+
+    assert parse_features(" text, labels ") == ["labels", "text"]
+    assert Settings(features="segments").feature_kinds == ["segments"]
+    for bad in ("", "labels,faces"):
+        with pytest.raises(ValueError, match="subset of labels, moderation, segments, text"):
+            parse_features(bad)

@@ -26,7 +26,7 @@ IGNORED_RULES: set[str] = set()  # none needed today; add an id here only with a
 REKOGNITION_VIDEO_ACTIONS = {
     f"rekognition:{verb}{api}"
     for verb in ("Start", "Get")
-    for api in ("LabelDetection", "ContentModeration", "SegmentDetection")
+    for api in ("LabelDetection", "ContentModeration", "SegmentDetection", "TextDetection")
 }
 SAM_MANAGED_POLICIES = {"AWSLambdaBasicExecutionRole", "AWSLambdaSQSQueueExecutionRole"}
 OUTPUTS = {
@@ -174,6 +174,7 @@ def test_functions_share_the_environment_from_globals(cfn):
             "CLIPLAKE_REKOGNITION_TOPIC_ARN",
             "CLIPLAKE_REKOGNITION_ROLE_ARN",
             "CLIPLAKE_MAX_JOBS_IN_FLIGHT",
+            "CLIPLAKE_FEATURES",
             "CLIPLAKE_CONTACT_EMAIL",
             "CLIPLAKE_PIXABAY_SECRET_ID",
             "CLIPLAKE_CAMPAIGNS_PARAMETER_PATH",

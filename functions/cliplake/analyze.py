@@ -58,7 +58,8 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     if video.get("status") in DONE:
         return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video['status'].lower()}")
     jobs = video.get("jobs", {})
-    if all(kind.value in jobs for kind in JobKind):
+    kinds = [JobKind(name) for name in svc.settings.feature_kinds]
+    if jobs and all(kind.value in jobs for kind in kinds):
         return _reconcile(svc, vid, raw, video)
 
     try:
@@ -82,10 +83,10 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     )
     # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off.
     bound = svc.settings.max_jobs_in_flight
-    if not svc.catalog.acquire_job_slots(vid, len(JobKind), bound):
+    if not svc.catalog.acquire_job_slots(vid, len(kinds), bound):
         raise Backpressure(f"{bound} Rekognition jobs in flight already")
     started: dict[JobKind, str] = {}
-    for kind in JobKind:
+    for kind in kinds:
         try:
             started[kind] = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
         except InvalidVideo as err:
@@ -148,8 +149,8 @@ def _reconcile(svc: Services, vid: str, raw: RawKey, video: dict) -> AnalyzeResu
     """All jobs were started before. A reused token sends no new SNS message, so a job that finished while
     nobody recorded it is announced again on the topic, in the standard completion shape."""
     announced = {}
-    for kind in JobKind:
-        job = video["jobs"][kind.value]
+    for name, job in video["jobs"].items():
+        kind = JobKind(name)
         if job.get("status") != "IN_PROGRESS":
             continue
         status, message = svc.rekognition.status(kind, job["job_id"])

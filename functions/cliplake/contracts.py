@@ -77,6 +77,7 @@ class JobKind(StrEnum):
     LABELS = "labels"
     MODERATION = "moderation"
     SEGMENTS = "segments"
+    TEXT = "text"
 
 
 API_TO_KIND: dict[str, JobKind] = {
@@ -86,6 +87,8 @@ API_TO_KIND: dict[str, JobKind] = {
     "CONTENT_MODERATION": JobKind.MODERATION,
     "StartSegmentDetection": JobKind.SEGMENTS,
     "SEGMENT_DETECTION": JobKind.SEGMENTS,
+    "StartTextDetection": JobKind.TEXT,
+    "TEXT_DETECTION": JobKind.TEXT,
 }
 
 
@@ -251,6 +254,23 @@ class Provenance(BaseModel):
     summary_written_at: str = ""
 
 
+class TextLine(BaseModel):
+    """A line of on-screen text and when it was on screen (Rekognition TEXT_DETECTION, type LINE)."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    confidence: float
+    box: dict[str, float] = Field(default_factory=dict)  # BoundingBox of its first sighting (fractions)
+
+
+def text_words(text: str) -> list[str]:
+    """The searchable words of a text: lower case, letters and digits only, at least 2 characters."""
+    import re
+
+    return sorted({w for w in re.findall(r"[0-9a-z]+", text.lower()) if len(w) >= 2})
+
+
 class VideoSummary(BaseModel):
     """`media-processed/.../<name>_labels.json`: everything an editor needs about one video."""
 
@@ -267,6 +287,7 @@ class VideoSummary(BaseModel):
     moderation: list[ModerationFinding] = Field(default_factory=list)
     shots: list[Shot] = Field(default_factory=list)
     technical_cues: list[TechnicalCue] = Field(default_factory=list)
+    text: list[TextLine] = Field(default_factory=list)
     attribution: Attribution
     credit_line: str = ""
     provenance: Provenance

@@ -72,11 +72,12 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
         logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
         complete_video(svc, vid, ok=False, reason=reason)
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
-    if not all(jobs.get(k.value, {}).get("status") == "SUCCEEDED" for k in JobKind):
+    started = [JobKind(k) for k in jobs]  # the analyses analyze started for this video (its features)
+    if not all(jobs[k.value].get("status") == "SUCCEEDED" for k in started):
         return FinalizeResult(video_id=vid, outcome="waiting")
 
-    svc.catalog.release_job_slots(vid)  # all three jobs ended
-    results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in JobKind}
+    svc.catalog.release_job_slots(vid)  # every job ended
+    results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in started}
     video["jobs"] = jobs
     written_at = now_iso()
     summary = build_summary(video, results, svc.settings.bucket, written_at)

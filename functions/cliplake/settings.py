@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     work_dir: str = Field(default="/tmp", description="Scratch space for downloads and transcodes.")
     max_jobs_in_flight: int = Field(default=12, ge=1, description="Rekognition jobs this stack runs at once.")
     result_page_size: int = Field(default=1000, ge=1, le=1000, description="MaxResults when reading results.")
+    features: str = Field(
+        default="labels,moderation,segments,text",
+        description="Which Rekognition analyses run (each billed per minute): labels, moderation, segments, text.",
+    )
     # Sources (ingest).
     contact_email: str = Field(default="", description="Contact address sent in the Wikimedia User-Agent.")
     wikimedia_api_url: str = "https://commons.wikimedia.org/w/api.php"
@@ -43,10 +47,27 @@ class Settings(BaseSettings):
     source_timeout_s: float = Field(default=10.0, gt=0, description="Connect/read timeout of source searches.")
 
     @property
+    def feature_kinds(self) -> list[str]:
+        """``features`` as a list, in a fixed order, unknown names refused."""
+        return parse_features(self.features)
+
+    @property
     def current_campaign_parameter(self) -> str:
         """`/cliplake/current-campaign` next to the campaigns path `/cliplake/campaigns`."""
         parent = self.campaigns_parameter_path.rstrip("/").rsplit("/", 1)[0]
         return f"{parent}/current-campaign"
+
+
+FEATURES = ("labels", "moderation", "segments", "text")
+
+
+def parse_features(value: str | list[str]) -> list[str]:
+    """``"labels, text"`` or ``["labels", "text"]`` → ``["labels", "text"]``; at least one, all known."""
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    unknown = sorted(set(names) - set(FEATURES))
+    if unknown or not names:
+        raise ValueError(f"features must be a non-empty subset of {', '.join(FEATURES)}; got {value!r}")
+    return [f for f in FEATURES if f in names]
 
 
 @lru_cache(maxsize=1)

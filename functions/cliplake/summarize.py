@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,7 @@ from cliplake.contracts import (
     Provenance,
     Shot,
     TechnicalCue,
+    TextLine,
     TopLabel,
     VideoMetadata,
     VideoSummary,
@@ -22,6 +24,8 @@ from cliplake.contracts import (
 # Rekognition samples a video about every 500 ms: detections closer than this belong to one segment.
 MERGE_GAP_MS = 1000
 TOP_LABELS = 10
+TEXT_STEP_MS = 1000  # a line seen at one timestamp only is taken to last one sampling step
+TEXT_GAP_MS = 2500  # text sightings closer than this (text is sampled about every second) are one stretch
 
 
 def _span(item: dict[str, Any]) -> tuple[int, int]:
@@ -123,6 +127,38 @@ def shots_and_cues(items: list[dict[str, Any]]) -> tuple[list[Shot], list[Techni
     return sorted(shots, key=lambda s: s.index), sorted(cues, key=lambda c: c.start_ms)
 
 
+def text_lines(items: list[dict[str, Any]]) -> list[TextLine]:
+    """LINE detections → one entry per line of text and stretch of time it stayed on screen.
+
+    Rekognition reports a line at each sampled timestamp it sees it; sightings of the same text no more than
+    ``TEXT_GAP_MS`` apart are one stretch, which ends one sampling step after its last sighting.
+    """
+    sightings: dict[str, list[tuple[int, float, dict]]] = {}
+    for item in items:
+        det = item.get("TextDetection") or {}
+        if det.get("Type") != "LINE" or not det.get("DetectedText"):
+            continue
+        box = (det.get("Geometry") or {}).get("BoundingBox") or {}
+        sightings.setdefault(det["DetectedText"], []).append(
+            (int(item.get("Timestamp", 0)), float(det.get("Confidence", 0.0)), box)
+        )
+    stamps = sorted({int(i.get("Timestamp", 0)) for i in items})
+    steps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
+    step = min(steps) if steps else TEXT_STEP_MS
+    lines: list[TextLine] = []
+    for text, seen in sightings.items():
+        seen.sort(key=lambda s: s[0])
+        current: TextLine | None = None
+        for ts, conf, box in seen:
+            if current is not None and ts - current.end_ms <= TEXT_GAP_MS:
+                current.end_ms = ts + step
+                current.confidence = max(current.confidence, round(conf, 3))
+                continue
+            current = TextLine(text=text, start_ms=ts, end_ms=ts + step, confidence=round(conf, 3), box=box)
+            lines.append(current)
+    return sorted(lines, key=lambda t: (t.start_ms, t.text))
+
+
 def video_metadata(results: dict[JobKind, dict[str, Any]]) -> VideoMetadata:
     meta: Any = results.get(JobKind.LABELS, {}).get("VideoMetadata") or results.get(JobKind.SEGMENTS, {}).get(
         "VideoMetadata"
@@ -144,6 +180,7 @@ def video_metadata(results: dict[JobKind, dict[str, Any]]) -> VideoMetadata:
 _MODEL_VERSION_KEY = {
     JobKind.LABELS: "LabelModelVersion",
     JobKind.MODERATION: "ModerationModelVersion",
+    JobKind.TEXT: "TextModelVersion",
 }
 
 
@@ -157,8 +194,8 @@ def build_summary(
     video: dict[str, Any], results: dict[JobKind, dict[str, Any]], bucket: str, now_iso: str
 ) -> VideoSummary:
     """`video` is the catalog record; `results` every page of each job, merged."""
-    segments = label_segments(results[JobKind.LABELS].get("Labels", []))
-    shots, cues = shots_and_cues(results[JobKind.SEGMENTS].get("Segments", []))
+    segments = label_segments(results.get(JobKind.LABELS, {}).get("Labels", []))
+    shots, cues = shots_and_cues(results.get(JobKind.SEGMENTS, {}).get("Segments", []))
     attribution = Attribution.model_validate(video.get("attribution") or {})
     if video.get("transcoded"):
         note = f"transcoded from {video.get('original_codec', 'the original codec')} to H.264 for analysis"
@@ -175,7 +212,8 @@ def build_summary(
         video=video_metadata(results),
         labels=segments,
         top_labels=top_labels(segments),
-        moderation=moderation_findings(results[JobKind.MODERATION].get("ModerationLabels", [])),
+        moderation=moderation_findings(results.get(JobKind.MODERATION, {}).get("ModerationLabels", [])),
+        text=text_lines(results.get(JobKind.TEXT, {}).get("TextDetections", [])),
         shots=shots,
         technical_cues=cues,
         attribution=attribution,
@@ -205,4 +243,5 @@ _API = {
     JobKind.LABELS: "StartLabelDetection",
     JobKind.MODERATION: "StartContentModeration",
     JobKind.SEGMENTS: "StartSegmentDetection",
+    JobKind.TEXT: "StartTextDetection",
 }

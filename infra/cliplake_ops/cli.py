@@ -3,7 +3,7 @@
     cliplake up [--port N]                      the local cloud, in the foreground until Ctrl-C
     cliplake demo                               the whole pipeline on the bundled sample videos, offline
     cliplake drop FILE... --campaign NAME       upload to media-raw/video/dropin/<campaign>/<ts>/
-    cliplake videos [--label NAME] [--campaign NAME] [--source NAME]
+    cliplake videos [--label NAME] [--text WORD] [--campaign NAME] [--source NAME]
     cliplake show VIDEO_ID
     cliplake dashboard [--port N] [--headless]  the Streamlit dashboard (dashboard/app.py)
     cliplake sql "SELECT ..." [--json|--csv]    SQL over the lake's tables (DuckDB); `reindex` rebuilds them
@@ -183,6 +183,11 @@ def cmd_videos(args: argparse.Namespace) -> int:
         for hit in catalog.videos_by_label(args.label, args.min_confidence, args.limit):
             print(f"{hit['video_id']}  {hit['confidence']:6.2f}%  {hit['source']:9} {hit['filename']}")
         return 0
+    if args.text:
+        for hit in catalog.videos_by_text(args.text, args.limit):
+            at = hit["start_ms"] / 1000
+            print(f'{hit["video_id"]}  {at:7.1f}s  {hit["source"]:9} {hit["filename"]}  "{hit["line"]}"')
+        return 0
     videos = catalog.list_videos(campaign=args.campaign, source=args.source, limit=args.limit)
     for v in videos:
         print(format_video_line(v))
@@ -288,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--timeout", type=float, default=600)
         elif name == "videos":
             sp.add_argument("--label")
+            sp.add_argument("--text", help="a word of the on-screen text")
             sp.add_argument("--min-confidence", type=float, default=0.0)
             sp.add_argument("--campaign")
             sp.add_argument("--source", default="dropin")

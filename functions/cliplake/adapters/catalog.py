@@ -4,6 +4,7 @@ Items (single-table design):
     pk=VIDEO#<id>    sk=META                 one video: status, attribution, metadata, jobs, top labels
     pk=JOB#<jobid>   sk=META                 Rekognition job → video (for completions without a JobTag)
     pk=LABEL#<name>  sk=<conf 000.00>#<id>   label search: query a label above a confidence, best first
+    pk=TEXT#<word>   sk=<id>                 text search: the videos whose on-screen text has the word
     pk=STATS         sk=SOURCE#<source>      counters: raw, processed, failed (each video counted once)
     pk=VIDEO#<id>    sk=TASK                 the batch item of a video: task token, batch id, ingest/completion times
     pk=BATCH#<name>  sk=META                 one batch (execution name): plan, status, summary
@@ -26,7 +27,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from cliplake.contracts import Attribution, JobKind, VideoStatus, VideoSummary
+from cliplake.contracts import Attribution, JobKind, TextLine, VideoStatus, VideoSummary, text_words
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 TERMINAL_JOB = {"SUCCEEDED", "FAILED", "ERROR"}
@@ -79,6 +80,11 @@ def stats_key(source: str) -> dict[str, Any]:
 
 def label_sk(confidence: float, video_id: str) -> str:
     return f"{min(confidence, 100.0):06.2f}#{video_id}"
+
+
+def summary_text_words(summary: VideoSummary) -> list[str]:
+    """Every searchable word of the video's on-screen text."""
+    return sorted({w for line in summary.text for w in text_words(line.text)})
 
 
 def summary_label_scores(summary: VideoSummary) -> dict[str, float]:
@@ -294,6 +300,8 @@ class Catalog:
             "credit_line": summary.credit_line,
             "attribution": summary.attribution.model_dump(),
             "analysed_key": summary.provenance.analysed_key,
+            "text_words": summary_text_words(summary),
+            "text_lines": len(summary.text),
         }
         now = now_iso()
         names = {f"#f{i}": k for i, k in enumerate(fields)}
@@ -318,7 +326,36 @@ class Catalog:
             if self._write(self.client.update_item, **update, ConditionExpression="#se <> :etag") is None:
                 return False
         self._write_labels(summary, previous.get("label_scores", {}))
+        self._write_words(summary, previous.get("text_words", []))
         return True
+
+    def _write_words(self, summary: VideoSummary, previous: list[str]) -> None:
+        vid = summary.video_id
+        first: dict[str, TextLine] = {}
+        for line in summary.text:  # sorted by start: the first line a word appears in
+            for word in text_words(line.text):
+                first.setdefault(word, line)
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": {"pk": {"S": f"TEXT#{w}"}, "sk": {"S": vid}}}} for w in previous if w not in first
+        ]
+        for word, line in first.items():
+            item = {
+                "pk": f"TEXT#{word}",
+                "sk": vid,
+                "video_id": vid,
+                "word": word,
+                "line": line.text,
+                "start_ms": line.start_ms,
+                "confidence": line.confidence,
+                "campaign": summary.campaign,
+                "source": summary.source,
+                "filename": summary.filename,
+            }
+            requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
+        for i in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[i : i + 25]}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
 
     def _write_labels(self, summary: VideoSummary, previous: dict[str, float]) -> None:
         vid = summary.video_id
@@ -535,6 +572,19 @@ class Catalog:
                 ":low": {"S": f"{min_confidence:06.2f}"},
             },
             ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [from_ddb(i) for i in r.get("Items", [])]
+
+    def videos_by_text(self, word: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The videos whose on-screen text has ``word`` (any case; its first letters-and-digits word)."""
+        words = text_words(word)
+        if not words:
+            return []
+        r = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"TEXT#{words[0]}"}},
             Limit=limit,
         )
         return [from_ddb(i) for i in r.get("Items", [])]

@@ -1,4 +1,5 @@
-"""Small Rekognition Video adapter: start the three jobs of a video and read every page of their results.
+"""Small Rekognition Video adapter: start the jobs of a video (labels, moderation, segments, text) and read
+every page of their results.
 
 No polling: jobs report through the SNS NotificationChannel. The same `ClientRequestToken` returns the same
 JobId (and sends no new SNS message), which makes starting a job idempotent.
@@ -30,17 +31,25 @@ START = {
     JobKind.LABELS: "start_label_detection",
     JobKind.MODERATION: "start_content_moderation",
     JobKind.SEGMENTS: "start_segment_detection",
+    JobKind.TEXT: "start_text_detection",
 }
 GET = {
     JobKind.LABELS: "get_label_detection",
     JobKind.MODERATION: "get_content_moderation",
     JobKind.SEGMENTS: "get_segment_detection",
+    JobKind.TEXT: "get_text_detection",
 }
-ITEMS = {JobKind.LABELS: "Labels", JobKind.MODERATION: "ModerationLabels", JobKind.SEGMENTS: "Segments"}
+ITEMS = {
+    JobKind.LABELS: "Labels",
+    JobKind.MODERATION: "ModerationLabels",
+    JobKind.SEGMENTS: "Segments",
+    JobKind.TEXT: "TextDetections",
+}
 API_NAME = {
     JobKind.LABELS: "StartLabelDetection",
     JobKind.MODERATION: "StartContentModeration",
     JobKind.SEGMENTS: "StartSegmentDetection",
+    JobKind.TEXT: "StartTextDetection",
 }
 
 
@@ -82,8 +91,9 @@ class Rekognition:
             params["Features"] = ["GENERAL_LABELS"]
         elif kind is JobKind.MODERATION:
             params["MinConfidence"] = self.min_confidence
-        else:
+        elif kind is JobKind.SEGMENTS:
             params["SegmentTypes"] = ["SHOT", "TECHNICAL_CUE"]
+        # TEXT: Rekognition's default filters (words at >= 80 % confidence, anywhere in the frame)
         try:
             return getattr(self.client, START[kind])(**params)["JobId"]
         except ClientError as err:
