@@ -67,7 +67,7 @@ def test_photo_subject_among_top_labels(videos, analyse, clip, expected):
 def test_person_boxes_on_pedestrians(people_clip, analyse):
     """vtest has people on screen throughout: a reported person box on >= 90 % of the object samples."""
     a = analyse(people_clip)
-    assert len(a.objects) >= 10
+    assert len(a.objects) >= 5  # 12 s sampled every ≈ 2 s
     people = [[d for d in reported(found) if d.coco == "person"] for _, found in a.objects]
     assert sum(1 for p in people if p) >= 0.9 * len(people)
     for boxes in people:
@@ -176,7 +176,7 @@ def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, eng
     assert hd["ratio"] > 0 and hd["ratio_same_options"] > 0 and hd["x_realtime"] > 0
     assert hd["video"].startswith("1280x720 25.00 fps 2.0 s")
     assert hd["decode_x_realtime"] == pytest.approx(2.0 / hd["decode_s"], rel=0.03)
-    assert verdict(hd).startswith("targets: ratio <= 1.5 ")
+    assert verdict(hd).startswith("targets: ratio <= 1.6 ")
     small = measure(engine, videos["cuts"], runs=1)
     assert small["decode_options"] == "" and small["ratio_same_options"] is None
     assert not small["hd"] and verdict(small) == ""
@@ -184,8 +184,8 @@ def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, eng
 
 @pytest.mark.parametrize(
     ("ratio", "x_realtime", "expected"),
-    [(1.42, 20.3, "ratio <= 1.5 ok, >= 20x real time ok"), (1.42, 19.4, "ratio <= 1.5 ok, >= 20x real time MISSED"),
-     (1.51, 21.0, "ratio <= 1.5 MISSED, >= 20x real time ok"), (1.5, 20.0, "ratio <= 1.5 ok, >= 20x real time ok")],
+    [(1.42, 20.3, "ratio <= 1.6 ok, >= 20x real time ok"), (1.42, 19.4, "ratio <= 1.6 ok, >= 20x real time MISSED"),
+     (1.61, 21.0, "ratio <= 1.6 MISSED, >= 20x real time ok"), (1.6, 20.0, "ratio <= 1.6 ok, >= 20x real time ok")],
 )  # fmt: skip
 def test_bench_verdict_on_hd_targets(ratio, x_realtime, expected):
     from cliplake_ops.localcloud.rekognition.bench import verdict

@@ -28,10 +28,11 @@ def test_converter_keeps_no_layout_transposes_and_matches_the_set_up_model(asset
     from cliplake_ops.localcloud.rekognition.tfjs_onnx import convert
 
     out = tmp_path / "nanodet.onnx"
-    report = convert(assets / models.OBJECT_SOURCE, out)
+    report = convert(assets / models.OBJECT_SOURCE, out, models.OBJECT_INPUT)
     assert report["ops"].get("Transpose", 0) == 6  # only the six outputs' [1, C, N] → [1, N, C]
-    assert onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[1].dim_value == 3
-    x = np.random.default_rng(0).normal(size=(1, 3, 416, 416)).astype(np.float32)
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, models.OBJECT_INPUT, models.OBJECT_INPUT]
+    x = np.random.default_rng(0).normal(size=(1, 3, models.OBJECT_INPUT, models.OBJECT_INPUT)).astype(np.float32)
     a = ort.InferenceSession(str(out)).run(None, {"input_1": x})
     b = ort.InferenceSession(str(assets / models.OBJECT_MODEL)).run(None, {"input_1": x})
     assert all(np.allclose(p, q, atol=1e-6) for p, q in zip(a, b, strict=True))
@@ -132,4 +133,25 @@ def test_burned_in_caption_read_word_for_word_with_its_time_range(videos, analys
     line = next(line for ms, lines in a.text for line in lines if line.text == TEXT)
     assert [w.text for w in line.words] == TEXT.split()
     assert 0.6 < line.box.top < 0.9 and line.confidence >= 80
-    assert a.text_reads < len(a.text)  # the unchanged caption and the text-free frames are not read again
+
+
+def test_text_is_read_only_where_it_changed(videos, engine):
+    engine.taxonomy()  # loads the models
+    (frame,) = decode.rgb_frames(
+        ["-ss", "2", "-i", str(videos["caption"]), "-vf", "scale=640:360", "-frames:v", "1"], 640, 360
+    )
+    bgr = np.ascontiguousarray(frame[:, :, ::-1])
+    screen = engine._text.screen()
+    first = screen.read(bgr)
+    assert TEXT in [line.text for line in first] and screen.reads == 1
+    boxes = screen.boxes_read
+    assert [line.text for line in screen.read(bgr.copy())] == [line.text for line in first]
+    assert (screen.reads, screen.boxes_read) == (1, boxes)  # the same text: nothing recognised again
+    changed = bgr.copy()
+    cv2.putText(changed, "EXIT", (40, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (255, 255, 255), 3)
+    texts = [line.text for line in screen.read(changed)]
+    assert TEXT in texts and "EXIT" in texts
+    assert screen.reads == 2
+    assert 1 <= screen.boxes_read - boxes < len(screen._prev)  # the new text was read, the caption's box was not
+    blank = np.full_like(bgr, 90)
+    assert screen.read(blank) == [] and screen.reads == 2  # no text: the screen alone ran

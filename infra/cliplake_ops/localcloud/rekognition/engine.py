@@ -3,10 +3,10 @@
 Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
 ``moderation_every``-th (default 2: ≈ 1 s), people and objects (NanoDet) on every ``objects_every``-th
-(default 2: ≈ 1 s) and the text screen on every ``text_every``-th (default 2: ≈ 1 s; a frame is read only when
-the screen finds text that changed). Shots and black frames see every frame. Each model gets the sample at its
-own input size, converted from the decoder's YUV (``decode.Frame``): labels 224x224 RGB, moderation 256x256,
-objects 416x416 BGR, text the sample itself (BGR).
+(default 4: ≈ 2 s, as the HOG people detector before it) and the text screen on every ``text_every``-th
+(default 4: ≈ 2 s; a box is read only when the screen finds text that changed). Shots and black frames see
+every frame. Each model gets the sample at its own input size, converted from the decoder's YUV
+(``decode.Frame``): labels 224x224 RGB, moderation 256x256, objects 352x352 BGR, text the sample itself (BGR).
 Inference runs on ``inference_threads`` worker threads fed by the sample reader (at most ``IN_FLIGHT`` tasks
 queued), overlapping ffmpeg's decoding; ``threads`` is the onnxruntime/OpenCV thread count per inference. One
 worker with one thread is fastest on 2 cores for HD, where ffmpeg's decoding already keeps both busy (2 workers:
@@ -30,7 +30,6 @@ from . import decode as dec
 from .labels import LabelInfo, LabelModel, Taxonomy
 from .models import INPUT_SIZE
 from .moderation import NSFW_SIZE, ModerationModel
-from .objects import SIZE as OBJECT_SIZE
 from .objects import Detection, ObjectDetector
 from .shots import ShotTracker, Span
 from .text import TextLine, TextReader
@@ -69,8 +68,8 @@ class Engine:
         threads: int = 1,
         sample_ms: int = dec.SAMPLE_MS,
         moderation_every: int = 2,
-        objects_every: int = 2,
-        text_every: int = 2,
+        objects_every: int = 4,
+        text_every: int = 4,
         inference_threads: int = 1,
         precision: str = "auto",
     ) -> None:
@@ -191,7 +190,7 @@ class Engine:
             result.moderation.append((ms, self._moderation.score(frame.rgb((NSFW_SIZE, NSFW_SIZE)))))
 
         def objects(ms: int, frame: dec.Frame) -> None:
-            bgr = frame.rgb((OBJECT_SIZE, OBJECT_SIZE))[:, :, ::-1]
+            bgr = frame.rgb((self._objects.size, self._objects.size))[:, :, ::-1]
             result.objects.append((ms, self._objects.detect(bgr, agnostic=False)))
 
         def on_sample(k: int, frame: dec.Frame) -> None:

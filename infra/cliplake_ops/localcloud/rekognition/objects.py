@@ -15,6 +15,7 @@ class per object (the higher score) where boxes of different classes overlap alm
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import models
 
-SIZE = 416
+SIZE = 416  # the graph's own input size; models.OBJECT_INPUT is what the engine runs it at
 STRIDES = (8, 16, 32)
 BINS = 11
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)
@@ -61,25 +62,26 @@ class Detection:
     score: float  # 0..1
 
 
-def _centres(stride: int) -> tuple[np.ndarray, np.ndarray]:
-    n = SIZE // stride  # 52, 26, 13 (416 is divisible by 32)
+@functools.cache
+def _centres(stride: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    n = size // stride  # 52, 26, 13 at 416 (a multiple of 32)
     rows, cols = np.divmod(np.arange(n * n), n)
     return (cols + 0.5) * stride, (rows + 0.5) * stride
 
 
-CENTRES = {s: _centres(s) for s in STRIDES}
-
-
-def preprocess(bgr: np.ndarray) -> np.ndarray:
-    """BGR uint8 of any size → the (1, 3, 416, 416) float input."""
-    if bgr.shape[:2] != (SIZE, SIZE):
-        bgr = cv2.resize(bgr, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+def preprocess(bgr: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """BGR uint8 of any size → the (1, 3, size, size) float input."""
+    if bgr.shape[:2] != (size, size):
+        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
     x = (bgr.astype(np.float32) - MEAN) / STD
     return x.transpose(2, 0, 1)[None]
 
 
 def decode(
-    outputs: dict[int, tuple[np.ndarray, np.ndarray]], floor: float = SCORE_FLOOR, agnostic: bool = True
+    outputs: dict[int, tuple[np.ndarray, np.ndarray]],
+    floor: float = SCORE_FLOOR,
+    agnostic: bool = True,
+    size: int = SIZE,
 ) -> list[Detection]:
     """Per-stride (scores [N, 80], bins [N, 44]) → detections after per-class NMS (boxes as fractions), and
     the class-agnostic pass unless ``agnostic`` is false (the engine keeps every class's candidates, so the
@@ -94,9 +96,10 @@ def decode(
         bins = np.exp(bins - bins.max(axis=2, keepdims=True))
         bins /= bins.sum(axis=2, keepdims=True)
         dist = (bins * np.arange(BINS, dtype=np.float32)).sum(axis=2) * stride  # left, top, right, bottom
-        cx, cy = CENTRES[stride][0][keep], CENTRES[stride][1][keep]
-        x0, y0 = np.clip(cx - dist[:, 0], 0, SIZE), np.clip(cy - dist[:, 1], 0, SIZE)
-        x1, y1 = np.clip(cx + dist[:, 2], 0, SIZE), np.clip(cy + dist[:, 3], 0, SIZE)
+        centres = _centres(stride, size)
+        cx, cy = centres[0][keep], centres[1][keep]
+        x0, y0 = np.clip(cx - dist[:, 0], 0, size), np.clip(cy - dist[:, 1], 0, size)
+        x1, y1 = np.clip(cx + dist[:, 2], 0, size), np.clip(cy + dist[:, 3], 0, size)
         # every class of a cell above the floor is a candidate (a cell may hold a person and a bicycle)
         cell, klass = np.nonzero(cls[keep] >= floor)
         boxes.append(np.stack([x0[cell], y0[cell], x1[cell] - x0[cell], y1[cell] - y0[cell]], axis=1))
@@ -114,10 +117,10 @@ def decode(
     found = [
         Detection(
             COCO[klass[i]],
-            float(box[i][0]) / SIZE,
-            float(box[i][1]) / SIZE,
-            float(box[i][2]) / SIZE,
-            float(box[i][3]) / SIZE,
+            float(box[i][0]) / size,
+            float(box[i][1]) / size,
+            float(box[i][2]) / size,
+            float(box[i][3]) / size,
             float(score[i]),
         )
         for i in kept
@@ -151,23 +154,25 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 class ObjectDetector:
     """NanoDet-g in onnxruntime; ``detect`` takes a BGR uint8 frame (any size; 416x416 avoids a resize)."""
 
-    version = "nanodet-g-coco80-416-onnx-1.0"
+    version = "nanodet-g-coco80-onnx-1.0"
 
     def __init__(self, assets_dir: Path, threads: int = 1) -> None:
         self._session = models.session(assets_dir, models.OBJECT_MODEL, threads)
-        names = [o.name for o in self._session.get_outputs()]
-        # outputs come as (scores, bins) per stride; pair them by their cell count
-        by_cells: dict[int, dict[int, str]] = {}
-        for o in self._session.get_outputs():
-            cells, width = o.shape[1], o.shape[2]
-            by_cells.setdefault(cells, {})[width] = o.name
-        self._names = names
-        self._pairs = {s: (by_cells[(SIZE // s) ** 2][80], by_cells[(SIZE // s) ** 2][4 * BINS]) for s in STRIDES}
         self._input = self._session.get_inputs()[0].name
+        self.size = int(self._session.get_inputs()[0].shape[-1])
+        self._names = [o.name for o in self._session.get_outputs()]
+        self._pairs: dict[int, tuple[str, str]] | None = None  # stride → (scores, bins) output names
 
     def raw(self, bgr: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        out = dict(zip(self._names, self._session.run(None, {self._input: preprocess(bgr)}), strict=True))
+        found = self._session.run(None, {self._input: preprocess(bgr, self.size)})
+        out = dict(zip(self._names, found, strict=True))
+        if self._pairs is None:  # pair the outputs by their cell count, (size / stride)^2
+            by_cells: dict[int, dict[int, str]] = {}
+            for name, value in out.items():
+                by_cells.setdefault(value.shape[1], {})[value.shape[2]] = name
+            cells = {s: (self.size // s) ** 2 for s in STRIDES}
+            self._pairs = {s: (by_cells[n][80], by_cells[n][4 * BINS]) for s, n in cells.items()}
         return {s: (out[c][0], out[r][0]) for s, (c, r) in self._pairs.items()}
 
     def detect(self, bgr: np.ndarray, floor: float = SCORE_FLOOR, agnostic: bool = True) -> list[Detection]:
-        return decode(self.raw(bgr), floor, agnostic)
+        return decode(self.raw(bgr), floor, agnostic, self.size)

@@ -1,11 +1,12 @@
 """Text on screen: RapidOCR 1.4.4 (PP-OCRv4 mobile detection and recognition, ONNX, inside the wheel).
 
-Per text sample the detector (DBNet, the frame's longer side at most 640 px) *screens* the frame: no box, no
-text, and nothing else runs (the cheap case). When it finds boxes, the frame is *read* only if the text changed:
-the same boxes (IoU >= 0.7 each) over the same pixels (mean absolute difference of the boxes' grey pixels
-< ``SAME_PIXELS``) as the previous sample reuse that sample's lines. A read crops each box from the frame with a
-margin (a quarter of the box height) and scales it to 48 px high (the recogniser's input height) before
-recognition: on the 360 px analysis frames this reads word spaces that RapidOCR's own crops lose.
+Per text sample the detector (DBNet, the frame's longer side at most ``DET_SIDE`` px) *screens* the frame: no
+box, no text, and nothing else runs (the cheap case). Boxes are *read* only where the text changed: a box over
+the same place (IoU >= 0.7) and the same pixels (mean absolute difference of its grey pixels < ``SAME_PIXELS``)
+as one of the previous sample's boxes reuses that box's line, so a caption is read once however long it stays,
+and a clock in the corner costs one small crop per sample. A read crops each box from the frame with a margin
+(a quarter of the box height) and scales it to 48 px high (the recogniser's input height) before recognition:
+on the 360 px analysis frames this reads word spaces that RapidOCR's own crops lose.
 
 Lines below ``MIN_SCORE`` are dropped. Words: a line's text split on spaces, each word's box the share of the
 line box its characters take (the recogniser gives no reliable word positions for Latin text); a word's
@@ -29,7 +30,7 @@ import numpy as np
 MIN_SCORE = 0.5
 SAME_BOX_IOU = 0.7
 SAME_PIXELS = 6.0
-DET_SIDE = 640
+DET_SIDE = 480
 REC_HEIGHT = 48
 MODELS = {
     "det": ("ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
@@ -130,10 +131,11 @@ class TextReader:
             return np.zeros((0, 4, 2), np.float32)
         return np.asarray(self._ocr.sorted_boxes(boxes), np.float32)
 
-    def recognise(self, bgr: np.ndarray, boxes: np.ndarray) -> list[TextLine]:
+    def recognise(self, bgr: np.ndarray, boxes: np.ndarray) -> list[TextLine | None]:
+        """One entry per box: its line, or None where nothing legible (score < ``MIN_SCORE``) was read."""
         h, w = bgr.shape[:2]
-        crops, kept = [], []
-        for quad in boxes:
+        crops, kept, out = [], [], [None] * len(boxes)
+        for k, quad in enumerate(boxes):
             x0, y0 = quad.min(axis=0)
             x1, y1 = quad.max(axis=0)
             pad = 0.25 * (y1 - y0)
@@ -144,13 +146,13 @@ class TextReader:
             crop = bgr[cy0:cy1, cx0:cx1]
             scale = REC_HEIGHT / crop.shape[0]
             crops.append(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC))
-            kept.append(quad)
+            kept.append(k)
         if not crops:
-            return []
+            return out
         with self._lock:
             read, _ = self._ocr.text_rec(crops)
-        lines = []
-        for quad, (raw, score) in zip(kept, read, strict=True):
+        for k, (raw, score) in zip(kept, read, strict=True):
+            quad = boxes[k]
             text = " ".join(str(raw).split())
             if not text or score < MIN_SCORE:
                 continue
@@ -158,8 +160,8 @@ class TextReader:
             x1, y1 = quad.max(axis=0)
             box = Box(float(x0) / w, float(y0) / h, float(x1 - x0) / w, float(y1 - y0) / h)
             polygon = tuple((round(float(x) / w, 6), round(float(y) / h, 6)) for x, y in quad)
-            lines.append(TextLine(text, round(float(score) * 100, 3), box, polygon, split_words(text, box)))
-        return lines
+            out[k] = TextLine(text, round(float(score) * 100, 3), box, polygon, split_words(text, box))
+        return out
 
     def screen(self) -> TextScreen:
         return TextScreen(self)
@@ -171,11 +173,12 @@ class TextScreen:
     def __init__(self, reader: TextReader) -> None:
         self.reader = reader
         self.results: list[tuple[int, list[TextLine]]] = []
-        self.reads = 0  # frames actually recognised
+        self.reads = 0  # samples on which at least one box was recognised
+        self.boxes_read = 0
         self.screened = 0
         self._pending: deque = deque()
         self._lock = threading.Lock()
-        self._prev: tuple[np.ndarray, np.ndarray, list[TextLine]] | None = None  # rects, grey crops, lines
+        self._prev: list[tuple[np.ndarray, np.ndarray, TextLine | None]] = []  # (rect, grey crop, line) per box
 
     def add(self, ms: int, frame) -> None:
         self._pending.append((ms, frame))
@@ -190,31 +193,34 @@ class TextScreen:
         self.screened += 1
         boxes = self.reader.detect(bgr)
         if len(boxes) == 0:
-            self._prev = None
+            self._prev = []
             return []
         rects = np.concatenate([boxes.min(axis=1), boxes.max(axis=1)], axis=1)
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         crops = [grey[int(r[1]) : int(r[3]) + 1, int(r[0]) : int(r[2]) + 1] for r in rects]
-        prev = self._prev
-        if prev is not None and self._same(prev, rects, crops):
-            return prev[2]
-        lines = self.reader.recognise(bgr, boxes)
-        self.reads += 1
-        self._prev = (rects, crops, lines)
-        return lines
+        lines: list[TextLine | None] = [None] * len(boxes)
+        todo = []
+        for k, (rect, crop) in enumerate(zip(rects, crops, strict=True)):
+            same = next((p for p in self._prev if _same_text(p[0], p[1], rect, crop)), None)
+            if same is None:
+                todo.append(k)
+            else:
+                lines[k] = same[2]
+        if todo:
+            for k, line in zip(todo, self.reader.recognise(bgr, boxes[todo]), strict=True):
+                lines[k] = line
+            self.reads += 1
+            self.boxes_read += len(todo)
+        self._prev = list(zip(rects, crops, lines, strict=True))
+        return [line for line in lines if line is not None]
 
-    @staticmethod
-    def _same(prev, rects: np.ndarray, crops: list[np.ndarray]) -> bool:
-        old_rects, old_crops, _ = prev
-        if len(old_rects) != len(rects):
-            return False
-        for a, b, ca, cb in zip(old_rects, rects, old_crops, crops, strict=True):
-            if _iou(a, b) < SAME_BOX_IOU:
-                return False
-            hh, ww = min(ca.shape[0], cb.shape[0]), min(ca.shape[1], cb.shape[1])
-            if hh == 0 or ww == 0:
-                return False
-            diff = np.abs(ca[:hh, :ww].astype(np.int16) - cb[:hh, :ww].astype(np.int16)).mean()
-            if diff >= SAME_PIXELS:
-                return False
-        return True
+
+def _same_text(rect_a: np.ndarray, crop_a: np.ndarray, rect_b: np.ndarray, crop_b: np.ndarray) -> bool:
+    """The same place (IoU >= SAME_BOX_IOU) and the same pixels (mean absolute grey difference < SAME_PIXELS)."""
+    if _iou(rect_a, rect_b) < SAME_BOX_IOU:
+        return False
+    hh, ww = min(crop_a.shape[0], crop_b.shape[0]), min(crop_a.shape[1], crop_b.shape[1])
+    if hh == 0 or ww == 0:
+        return False
+    diff = np.abs(crop_a[:hh, :ww].astype(np.int16) - crop_b[:hh, :ww].astype(np.int16)).mean()
+    return bool(diff < SAME_PIXELS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -130,8 +131,12 @@ NCHW_OF_NHWC = [0, 3, 1, 2]
 NHWC_OF_NCHW = (0, 2, 3, 1)
 
 
-def convert(json_path: Path, onnx_path: Path) -> dict:
-    """Convert the TF.js graph model at ``json_path`` (shards beside it) to ONNX; returns a short report."""
+def convert(json_path: Path, onnx_path: Path, input_size: int | None = None) -> dict:
+    """Convert the TF.js graph model at ``json_path`` (shards beside it) to ONNX; returns a short report.
+
+    ``input_size`` (a multiple of 32) runs a fully convolutional graph at another square input size than the
+    one it was exported with: the input's spatial dimensions and the constant ``ResizeBilinear`` sizes are
+    scaled by the same factor (each FPN upsampling targets the next level's map)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -140,6 +145,7 @@ def convert(json_path: Path, onnx_path: Path) -> dict:
     b = _Builder(weights)
     nodes = model["modelTopology"]["node"]
     inputs, outputs = [], []
+    scale = Fraction(1)
     signature = model.get("signature") or {}
     for node in nodes:
         op, name, ins = node["op"], node["name"], [i for i in node.get("input", []) if not i.startswith("^")]
@@ -148,6 +154,9 @@ def convert(json_path: Path, onnx_path: Path) -> dict:
                 raise UnsupportedGraph(f"constant {name} has no weights")
         elif op == "Placeholder":
             dims = [int(d.get("size", -1)) for d in node["attr"]["shape"]["shape"]["dim"]]
+            if input_size:
+                scale = Fraction(input_size, dims[-1])
+                dims[-2:] = [input_size, input_size]
             inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
             b.values[name] = (name, None)
         elif all(b.is_const(i) for i in ins) and op in ("SparseToDense", "AddV2", "Add", "Identity"):
@@ -189,7 +198,10 @@ def convert(json_path: Path, onnx_path: Path) -> dict:
                 raise UnsupportedGraph(f"{name}: align_corners is not supported")
             half = node["attr"].get("half_pixel_centers", {}).get("b", False)
             x = b.materialise(ins[0], NCHW_OF_NHWC)
-            sizes = b.init(np.asarray(b.const(ins[1]), np.int64), name + "_sizes")
+            hw = [int(v) for v in np.asarray(b.const(ins[1])).ravel()]
+            if input_size:
+                hw = [int(v * scale) for v in hw]
+            sizes = b.init(np.asarray(hw, np.int64), name + "_sizes")
             out = b.emit(
                 "Resize",
                 [x, "", "", sizes],
@@ -233,12 +245,15 @@ def convert(json_path: Path, onnx_path: Path) -> dict:
         ref = _base(out_name)
         final = b.materialise(ref)
         dims = [int(d.get("size", -1)) for d in spec["tensorShape"]["dim"]]
+        if input_size:
+            dims = [d if i != 1 else None for i, d in enumerate(dims)]  # cells per stride change with the size
         b.nodes.append(helper.make_node("Identity", [final], [ref], name=ref + "_out"))
         outputs.append(helper.make_tensor_value_info(ref, TensorProto.FLOAT, dims))
     outputs.sort(key=lambda v: v.name)
     graph = helper.make_graph(b.nodes, "tfjs", inputs, outputs, list(b.inits.values()))
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="cliplake")
     onnx_model.ir_version = 8
+    _full_resize_sizes(onnx_model)
     onnx.checker.check_model(onnx_model)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_suffix(".part")
@@ -248,6 +263,30 @@ def convert(json_path: Path, onnx_path: Path) -> dict:
     for n in b.nodes:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     return {"nodes": len(b.nodes), "ops": ops, "outputs": [o.name for o in outputs]}
+
+
+def _full_resize_sizes(model) -> None:
+    """Rewrite each ``Resize(axes=[2, 3], sizes=[h, w])`` as ``Resize(sizes=[n, c, h, w])`` (onnxruntime's
+    quantiser and older runtimes do not handle ``axes``), the batch and channel counts taken from shape
+    inference."""
+    import onnx
+    from onnx import numpy_helper
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.value_info, *inferred.graph.input]
+    }
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Resize" or not any(a.name == "axes" for a in node.attribute):
+            continue
+        n, c = shapes[node.input[0]][:2]
+        hw = numpy_helper.to_array(inits[node.input[3]])
+        inits[node.input[3]].CopyFrom(numpy_helper.from_array(np.array([n, c, *hw], np.int64), node.input[3]))
+        keep = [a for a in node.attribute if a.name != "axes"]
+        del node.attribute[:]
+        node.attribute.extend(keep)
 
 
 def _fold(op: str, args: list[np.ndarray]) -> np.ndarray:
