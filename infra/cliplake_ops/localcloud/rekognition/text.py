@@ -30,7 +30,7 @@ import numpy as np
 MIN_SCORE = 0.5
 SAME_BOX_IOU = 0.7
 SAME_PIXELS = 6.0
-DET_SIDE = 480
+DET_SIDE = 320
 REC_HEIGHT = 48
 MODELS = {
     "det": ("ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
@@ -118,18 +118,25 @@ class TextReader:
             cls_model_path=str(paths["cls"]),
             intra_op_num_threads=threads,
             inter_op_num_threads=1,
-            det_limit_side_len=DET_SIDE,
-            det_limit_type="max",
+            det_limit_type="max",  # with "max" RapidOCR never shrinks a frame under 960 px: detect() does
         )
         self._lock = threading.Lock()  # RapidOCR's pre/post-processing objects keep per-call state
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
-        """Text boxes (n, 4, 2) in pixels, top to bottom then left to right; empty when none."""
+        """Text boxes (n, 4, 2) in ``bgr``'s pixels, top to bottom then left to right; empty when none.
+
+        The detector sees the frame scaled down to ``DET_SIDE`` px on its longer side (RapidOCR's own
+        ``limit_side_len`` never shrinks a frame under 960 px), boxes are scaled back."""
+        h, w = bgr.shape[:2]
+        scale = min(1.0, DET_SIDE / max(h, w))
+        small = (
+            bgr if scale == 1.0 else cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
         with self._lock:
-            boxes, _ = self._ocr.text_det(bgr)
+            boxes, _ = self._ocr.text_det(small)
         if boxes is None or len(boxes) == 0:
             return np.zeros((0, 4, 2), np.float32)
-        return np.asarray(self._ocr.sorted_boxes(boxes), np.float32)
+        return np.asarray(self._ocr.sorted_boxes(boxes), np.float32) / scale
 
     def recognise(self, bgr: np.ndarray, boxes: np.ndarray) -> list[TextLine | None]:
         """One entry per box: its line, or None where nothing legible (score < ``MIN_SCORE``) was read."""
