@@ -60,6 +60,11 @@ WHEEL_FILES = [
     WheelFile("scikit-image==0.26.0", "skimage/data/astronaut.png", "photos/astronaut.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/coffee.png", "photos/coffee.png"),
     WheelFile("scikit-image==0.26.0", "skimage/data/chelsea.png", "photos/chelsea.png"),
+    # the label-quality evaluation photos (quality.py; neither test nor calibration photos)
+    *(
+        WheelFile("scikit-image==0.26.0", f"skimage/data/{name}", f"eval/{name}")
+        for name in ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_right.png", "camera.png")
+    ),
     # DejaVu Sans (free licence, Bitstream Vera derivative) for the burned-in-text evaluation clip
     WheelFile("matplotlib==3.10.8", "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf", "fonts/DejaVuSans.ttf"),
     # colour photos the int8 models are calibrated on (kept apart from the test photos above)
