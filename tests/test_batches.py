@@ -293,11 +293,14 @@ def test_cli_smoke_credits_and_schedule_fire(cloud, sources, catalog, tmp_path, 
 
 
 def test_cost_model_counts_the_definition():
-    from cliplake_ops.bench import cost_per_video, cost_per_video_polling, dollars
+    from cliplake_ops.bench import cost_per_video, cost_per_video_polling, dollars, rekognition_per_minute
 
     ours = cost_per_video(batch_size=2)
     assert ours["state transitions"] == 1 + 4 / 2  # one task per video; plan, map, summary, notify per batch
-    assert ours["lambda invocations"] == 6 + 2 / 2
+    assert ours["lambda invocations"] == 7 + 2 / 2  # ingest, analyze, 4 completions (one per feature), index
+    fewer = cost_per_video(batch_size=2, features=("labels", "text"))
+    assert fewer["lambda invocations"] == 5 + 2 / 2 and fewer["sns publishes"] == 2 + 1 / 2
+    assert rekognition_per_minute(("labels", "text")) < rekognition_per_minute()
     polling = [cost_per_video_polling(t) for t in (60, 300, 1800)]
     assert [p["state transitions"] for p in polling] == sorted(p["state transitions"] for p in polling)
     assert all(dollars(p) > dollars(ours) for p in polling)

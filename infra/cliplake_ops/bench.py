@@ -27,7 +27,7 @@ from cliplake.adapters.s3 import Lake
 from cliplake.contracts import Attribution
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
-from cliplake.settings import get_settings
+from cliplake.settings import FEATURES, get_settings
 
 SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "cellauto", "life"]
 SEEDED = {"cellauto", "life"}  # random patterns unless seeded: seeded, every run benchmarks the same clips
@@ -128,6 +128,10 @@ PRICE_SQS_REQUEST = 0.40 / 1_000_000  # USD, standard queue; https://aws.amazon.
 PRICE_SNS_PUBLISH = 0.50 / 1_000_000  # USD; SNS→SQS deliveries are free; https://aws.amazon.com/sns/pricing/
 SQS_REQUESTS_PER_MESSAGE = 3  # send + receive + delete (Lambda's event source mapping receives and deletes)
 POLL_INTERVAL_S = 30
+# Rekognition Video, stored video, first pricing tier (us-east-1), USD per minute of video, per feature, as listed
+# on https://aws.amazon.com/rekognition/pricing/ (not re-checked from this offline machine); segment detection is
+# billed per segment type: shots and technical cues, both requested by analyze.
+PRICE_REKOGNITION_PER_MIN = {"labels": 0.10, "moderation": 0.10, "segments": 0.05 + 0.05, "text": 0.10}
 ASL_PATH = Path(__file__).resolve().parents[1] / "statemachine" / "batch.asl.json"
 
 
@@ -146,11 +150,14 @@ def _count_states(states: dict) -> tuple[int, int]:
     return per_batch, per_item
 
 
-def cost_per_video(batch_size: int = 2, definition: dict | None = None) -> dict[str, float]:
-    """Requests per video of this design on AWS, counted from the definition and the choreography."""
+def cost_per_video(
+    batch_size: int = 2, definition: dict | None = None, features: tuple[str, ...] = FEATURES
+) -> dict[str, float]:
+    """Requests per video of this design on AWS, counted from the definition and the choreography; one
+    Rekognition job (and completion) per feature."""
     definition = definition or json.loads(ASL_PATH.read_text())
     per_batch, per_item = _count_states(definition["States"])
-    jobs = 3  # labels, moderation, segments
+    jobs = len(features)
     tasks_per_batch = sum(
         1 for s in definition["States"].values() if s.get("Resource", "").endswith("waitForTaskToken")
     )  # plan + summarize: one BatchQueue message and one BatchFunction invocation each
@@ -188,6 +195,20 @@ def dollars(counts: dict[str, float]) -> float:
     )
 
 
+def rekognition_per_minute(features: tuple[str, ...] | list[str] = FEATURES) -> float:
+    """Rekognition Video's charge per minute of video for the chosen features (the template's Features)."""
+    return sum(PRICE_REKOGNITION_PER_MIN[f] for f in features)
+
+
+def report_feature_costs() -> None:
+    print("\nRekognition Video per minute of video, by the Features parameter (campaigns may choose a subset):")
+    choices = [FEATURES, ("labels", "segments", "text"), ("labels", "moderation"), ("labels",), ("text",)]
+    for features in choices:
+        per_min = rekognition_per_minute(features)
+        print(f"  {','.join(features):34} ${per_min:.2f}/min  ${per_min * 60:6.2f}/hour of video  "
+              f"{len(features)} jobs and completions per video")  # fmt: skip
+
+
 def report_costs(batch_size: int = 2, analysis_times_s: tuple[float, ...] = (60, 300, 1800)) -> None:
     ours = cost_per_video(batch_size)
     print(f"\nCost model per video on AWS (requests only, batch of {batch_size}; Rekognition, S3 and Lambda")
@@ -219,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-sql", action="store_true", help="skip `cliplake sql` over 10,000 videos")
     args = parser.parse_args(argv)
     report_costs()
+    report_feature_costs()
     if args.cost_only:
         return 0
     report_hops(bench_hops(args.videos))
@@ -228,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("\n(analysis engine benchmark not available)")
         else:
+            from cliplake_ops.localcloud.rekognition import quality
+
             print()
             engine_bench.run(print)
+            print("\nLabel quality on the evaluation set (expected labels written down before the first run):")
+            quality.run(print, engine_bench.default_engine())
     if not args.skip_dashboard:
         from dashboard import bench as dashboard_bench
 
