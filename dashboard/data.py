@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from cliplake.adapters.catalog import Catalog, from_ddb
 from cliplake.adapters.s3 import S3_CONFIG, Lake
+from cliplake.contracts import text_words
 from cliplake.settings import get_settings
 
 DEFAULT_STACK = "cliplake"
@@ -209,9 +210,10 @@ class Backend:
         source: str = "",
         limit: int = 25,
         cursor: Any = None,
+        text: str = "",
     ) -> Page:
-        """Videos by label (best first), else by campaign or source (newest first); other filters applied
-        to what the key condition reads, never a scan."""
+        """Videos by label (best first), else by a word of their on-screen text, else by campaign or source
+        (newest first); other filters applied to what the key condition reads, never a scan."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         filters = []
@@ -219,9 +221,13 @@ class Backend:
             if value:
                 names[f"#{attr}"], values[f":{attr}"] = attr, {"S": value}
                 filters.append(f"#{attr} = :{attr}")
+        words = text_words(text) if text and not label else []
         if label:
             values |= {":pk": {"S": f"LABEL#{label.strip().lower()}"}, ":low": {"S": f"{min_confidence:06.2f}"}}
             query = {"KeyConditionExpression": "pk = :pk AND sk >= :low"}
+        elif words:
+            values[":pk"] = {"S": f"TEXT#{words[0]}"}
+            query = {"KeyConditionExpression": "pk = :pk"}
         elif campaign:
             values[":pk"] = {"S": f"CAMPAIGN#{campaign}"}
             query = {"IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :pk"}

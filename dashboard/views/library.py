@@ -1,4 +1,5 @@
-"""Library: search videos by label (above a confidence), campaign and source; page through; open one."""
+"""Library: search videos by label (above a confidence) or a word of their on-screen text, campaign and source;
+page through; open one."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ PAGE_SIZES = (10, 25, 50, 100)
 
 def render(backend: data.Backend) -> None:
     st.header("Library")
-    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    c1, c0, c2, c3, c4 = st.columns([3, 2, 2, 2, 2])
     label = c1.text_input("Label", key="lib_label", placeholder="e.g. Dog (empty: newest videos)").strip()
+    text = c0.text_input("Text on screen", key="lib_text", placeholder="a word").strip()
     campaign = c2.text_input("Campaign", key="lib_campaign", placeholder="any").strip()
     sources = ["any", *backend.sources()]
     source = c3.selectbox("Source", sources, key="lib_source")
     size = c4.selectbox("Per page", PAGE_SIZES, index=1, key="lib_size")
     min_conf = st.slider("Minimum confidence (%)", 0, 100, 50, key="lib_min_conf", disabled=not label)
 
-    filters = (label, min_conf if label else 0, campaign, source, size)
+    filters = (label, min_conf if label else 0, text, campaign, source, size)
     if st.session_state.get("lib_filters") != filters:
         st.session_state.update(lib_filters=filters, lib_cursors=[None], lib_page=0)
     cursors, page_no = st.session_state["lib_cursors"], st.session_state["lib_page"]
@@ -33,14 +35,19 @@ def render(backend: data.Backend) -> None:
         source="" if source == "any" else source,
         limit=size,
         cursor=cursors[page_no],
+        text=text,
     )
     if page.cursor and len(cursors) == page_no + 1:
         cursors.append(page.cursor)
     if not page.items:
         st.info(_empty_message(backend, label, campaign, source, page_no))
         return
-    records = backend.videos(v["video_id"] for v in page.items) if label else {}
+    by_key = bool(label or text)  # label and text hits are index items: their video records are read too
+    records = backend.videos(v["video_id"] for v in page.items) if by_key else {}
     rows = [_row(hit, records.get(hit["video_id"], hit), bool(label)) for hit in page.items]
+    if text and not label:
+        for row, hit in zip(rows, page.items, strict=True):
+            row["text"] = f"{hit.get('line', '')} ({hit.get('start_ms', 0) / 1000:.1f} s)"
     table(rows, column_config={"open": st.column_config.LinkColumn("open", display_text="open")})
 
     nav = st.columns([1.2, 1.2, 3, 4, 1.6])

@@ -1,4 +1,5 @@
-"""One video: player, label timeline, shots with thumbnails, moderation findings and attribution."""
+"""One video: player, label timeline, shots with thumbnails, moderation findings, on-screen text and
+attribution."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def render(backend: data.Backend) -> None:
     _timeline(summary)
     _shots(video, summary)
     _moderation(summary)
+    _text(summary)
     with st.expander("Summary (JSON)"):
         st.json(summary, expanded=False)
 
@@ -98,6 +100,23 @@ def _shots(video: dict[str, Any], summary: dict[str, Any]) -> None:
                 st.caption(f"{caption} (no thumbnail)")
     if len(shots) > len(times):
         st.caption(f"Thumbnails of the first {len(times)} shots.")
+
+
+def _text(summary: dict[str, Any]) -> None:
+    st.subheader("Text on screen")
+    rows = [
+        {
+            "text": line["text"],
+            "from (s)": round(line["start_ms"] / 1000, 1),
+            "to (s)": round(line["end_ms"] / 1000, 1),
+            "confidence": round(line["confidence"], 1),
+        }
+        for line in summary.get("text", [])
+    ]
+    if rows:
+        table(rows)
+    else:
+        st.info("No text on screen (or text detection is not among this stack's features).")
 
 
 def _moderation(summary: dict[str, Any]) -> None:

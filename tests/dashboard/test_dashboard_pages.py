@@ -47,6 +47,21 @@ def test_library_searches_by_label_above_a_confidence(app, dropped):
     assert "No video matches these filters." in texts(ok(at))
 
 
+def test_library_searches_the_text_on_screen_and_the_video_page_lists_it(app, dropped):
+    video = dropped["indexed"]  # the h264 clip has "Lantern Parade" burned in
+    at = ok(app("library"))
+    at.text_input(key="lib_text").input("parade").run()
+    table = ok(at).dataframe[0].value
+    assert video["video_id"] in set(table["video id"])
+    assert any("Parade" in t for t in table["text"])
+    at.text_input(key="lib_text").input("zeppelin").run()
+    assert "No video matches these filters." in texts(ok(at))
+    page = ok(app("video", video=video["video_id"]))
+    assert "Text on screen" in texts(page)
+    text_tables = [df.value for df in page.dataframe if "text" in df.value.columns]
+    assert any("Parade" in str(v) for t in text_tables for v in t["text"])
+
+
 def test_library_opens_a_video_page(app, dropped):
     video = dropped["indexed"]
     at = ok(app("library"))
