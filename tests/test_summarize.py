@@ -140,3 +140,17 @@ def test_features_are_a_checked_subset():
     for bad in ("", "labels,faces"):
         with pytest.raises(ValueError, match="subset of labels, moderation, segments, text"):
             parse_features(bad)
+
+
+def test_a_campaign_narrows_the_stacks_features():
+    from cliplake.analyze import chosen_kinds
+    from cliplake.campaigns import Campaign
+
+    stack = ["labels", "moderation", "segments", "text"]
+    assert chosen_kinds(stack, None) == [JobKind(k) for k in stack]
+    assert chosen_kinds(stack, "text,labels") == [JobKind.LABELS, JobKind.TEXT]
+    assert chosen_kinds(["labels", "segments"], "text,labels") == [JobKind.LABELS]  # never beyond the stack's
+    assert chosen_kinds(stack, "faces") == [JobKind(k) for k in stack]  # unreadable metadata: the stack's
+    assert Campaign(name="news", features=["text", "labels"]).features == ["labels", "text"]
+    with pytest.raises(ValueError, match="subset of"):
+        Campaign(name="bad", features=["faces"])

@@ -19,11 +19,12 @@ from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
-from cliplake.batches import BATCH_ID_METADATA, complete_video
+from cliplake.batches import BATCH_ID_METADATA, FEATURES_METADATA, complete_video
 from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.services import Services
+from cliplake.settings import parse_features
 from cliplake.tables import write_failed_rows
 
 logger = Logger(service="analyze", child=True)
@@ -36,6 +37,20 @@ class AnalyzeResult(BaseModel):
     outcome: Literal["started", "failed", "skipped", "reconciled"]
     jobs: dict[str, str] = {}
     reason: str = ""
+
+
+def chosen_kinds(stack: list[str], campaign: str | None) -> list[JobKind]:
+    """The analyses to start: the stack's Features, narrowed by the campaign's (the object's ``features``
+    metadata, set at ingest) when it has a choice; unknown or empty campaign values leave the stack's."""
+    names = list(stack)
+    if campaign:
+        try:
+            wanted = set(parse_features(campaign))
+        except ValueError:
+            logger.warning("ignoring the object's features metadata", extra={"features": campaign})
+        else:
+            names = [n for n in names if n in wanted] or names
+    return [JobKind(n) for n in names]
 
 
 def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
@@ -58,7 +73,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     if video.get("status") in DONE:
         return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video['status'].lower()}")
     jobs = video.get("jobs", {})
-    kinds = [JobKind(name) for name in svc.settings.feature_kinds]
+    kinds = chosen_kinds(svc.settings.feature_kinds, info.metadata.get(FEATURES_METADATA))
     if jobs and all(kind.value in jobs for kind in kinds):
         return _reconcile(svc, vid, raw, video)
 

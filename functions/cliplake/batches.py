@@ -56,6 +56,7 @@ VIDEO_FAILED = "VideoFailed"
 PLAN_FAILED = "PlanFailed"
 DEFAULT_CAMPAIGN = "travel"
 BATCH_ID_METADATA = "batch-id"
+FEATURES_METADATA = "features"  # on the raw object: the campaign's analyses, which analyze intersects with the stack's
 TOP_LABELS = 10
 
 
@@ -147,7 +148,8 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     svc.catalog.put_batch(batch_record(msg, campaign, max_concurrency, started_at))
     if inp.campaign and inp.trigger in (BatchTrigger.MANUAL, BatchTrigger.DASHBOARD):
         set_current_campaign(svc.ssm, campaign, s.campaigns_parameter_path)  # the next scheduled run uses it
-    queries = load_campaign(svc.ssm, s.campaigns_parameter_path, campaign).queries
+    chosen_campaign = load_campaign(svc.ssm, s.campaigns_parameter_path, campaign)
+    queries = chosen_campaign.queries
     size = min(inp.batch_size, s.max_batch_size)
     limits = Limits.from_settings(s)
 
@@ -178,6 +180,7 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
                 title=cand.title,
                 raw_key=key,
                 candidate=cand.model_dump(mode="json"),
+                features=chosen_campaign.features,
             )
         )
     svc.catalog.update_batch(
@@ -250,7 +253,10 @@ def ingest_item(svc: Services, msg: ItemTask) -> str:
             build_session(svc.settings.contact_email),
             retries=2,
             backoff_base=1.0,
-            metadata={BATCH_ID_METADATA: msg.batch_id},
+            metadata={
+                BATCH_ID_METADATA: msg.batch_id,
+                **({FEATURES_METADATA: ",".join(item.features)} if item.features is not None else {}),
+            },
         )
     except IngestError as err:
         reason = f"download failed: {err.reason}"

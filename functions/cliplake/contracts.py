@@ -365,6 +365,7 @@ class BatchItem(BaseModel):
     title: str = ""
     raw_key: str
     candidate: dict[str, Any]
+    features: list[str] | None = None  # the campaign's choice of analyses (None: the stack's Features)
 
 
 class ItemInput(BaseModel):

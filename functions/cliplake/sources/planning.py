@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from cliplake.sources.models import Candidate, SearchResult
 
@@ -199,6 +199,15 @@ class Campaign(BaseModel):
 
     name: str
     queries: dict[str, list[str]] = Field(default_factory=dict)
+    # Which Rekognition analyses its videos get (a subset of the stack's Features); None: all of the stack's.
+    features: list[str] | None = None
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, value: list[str] | None) -> list[str] | None:
+        from cliplake.settings import parse_features
+
+        return None if value is None else parse_features(value)
 
 
 DEFAULT_CAMPAIGNS: dict[str, dict[str, list[str]]] = {
