@@ -1,10 +1,15 @@
-"""The adapters a stage needs, built once per process from the settings (a Lambda container reuses them)."""
+"""The adapters a stage needs, built once per function and credentials (a Lambda container reuses them).
+
+Every client comes from one fresh `boto3.Session` per function, which resolves the credentials of the environment
+it is built in: the function's execution role on Lambda, and in the local cloud too (each invocation sees its own
+function's environment). Function code never calls `boto3.client(...)`: boto3's default session caches the first
+credentials it finds for the whole process. The powertools idempotency layer gets a client of the same session.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import boto3
@@ -17,9 +22,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.rekognition import Channel, Rekognition
-from cliplake.adapters.s3 import Lake, s3_client
+from cliplake.adapters.s3 import S3_CONFIG, Lake
 from cliplake.adapters.stepfunctions import TaskTokens
-from cliplake.settings import Settings, get_settings
+from cliplake.settings import PerEnvironment, Settings, environment_key, get_settings, runtime_identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +40,8 @@ class Services:
     tokens: TaskTokens | None = None
     ssm: Any = None
     secrets: Any = None
+    sqs: Any = None
+    dynamodb: Any = None  # the client of the catalog, also given to the idempotency layer
     _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
 
     def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
@@ -46,7 +53,9 @@ class Services:
         """
         if fn not in self._idempotent:
             config = IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True)
-            persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
+            persistence = DynamoDBPersistenceLayer(
+                table_name=self.settings.idempotency_table, boto3_client=self.dynamodb or self.catalog.client
+            )
             wrapped = idempotent_function(
                 fn, data_keyword_argument=data_keyword_argument, persistence_store=persistence, config=config
             )
@@ -57,24 +66,28 @@ class Services:
         return wrapped
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, session: Any = None) -> Services:
+    """Every adapter of the stages, with clients of `session` (a new one by default: see the module's docstring)."""
+    session = session or boto3.session.Session()
+    dynamodb = session.client("dynamodb")
     return Services(
         settings=settings,
-        lake=Lake(settings.bucket, s3_client()),
-        catalog=Catalog(settings.catalog_table, boto3.client("dynamodb")),
+        lake=Lake(settings.bucket, session.client("s3", config=S3_CONFIG)),
+        catalog=Catalog(settings.catalog_table, dynamodb),
         rekognition=Rekognition(
-            boto3.client("rekognition"),
+            session.client("rekognition"),
             min_confidence=settings.min_confidence,
             page_size=settings.result_page_size,
         ),
         channel=Channel(settings.rekognition_topic_arn, settings.rekognition_role_arn),
-        sns=boto3.client("sns"),
-        tokens=TaskTokens(boto3.client("stepfunctions")),
-        ssm=boto3.client("ssm"),
-        secrets=boto3.client("secretsmanager"),
+        sns=session.client("sns"),
+        tokens=TaskTokens(session.client("stepfunctions")),
+        ssm=session.client("ssm"),
+        secrets=session.client("secretsmanager"),
+        sqs=session.client("sqs"),
+        dynamodb=dynamodb,
     )
 
 
-@lru_cache(maxsize=1)
-def get_services() -> Services:
-    return build_services(get_settings())
+#: The services of the function running in this environment (its settings, its credentials).
+get_services = PerEnvironment(lambda: build_services(get_settings()), lambda: (environment_key(), runtime_identity()))

@@ -1,13 +1,17 @@
 """Runtime settings: the one place that reads the environment.
 
 In AWS the values come from the function's environment in `infra/template.yaml`; in the local cloud the
-dispatcher sets the same variables, read from the same template. AWS endpoints are not settings: boto3
-reads `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` itself.
+dispatcher gives each function the same variables, read from the same template (its own, per invocation). AWS
+endpoints are not settings: boto3 reads `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` itself.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +74,49 @@ def parse_features(value: str | list[str]) -> list[str]:
     return [f for f in FEATURES if f in names]
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+T = TypeVar("T")
+
+
+def runtime_identity() -> tuple[str, str]:
+    """Who this code runs as: the Lambda function's name and the access key of its credentials (the execution role's
+    session in Lambda; both change only when the runtime's environment does)."""
+    return os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), os.environ.get("AWS_ACCESS_KEY_ID", "")
+
+
+def environment_key() -> tuple[tuple[str, str], ...]:
+    """The part of the environment the settings are made of (`CLIPLAKE_*`)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CLIPLAKE_")))
+
+
+class PerEnvironment(Generic[T]):
+    """A value built once per environment, like a Lambda container builds it once in its init phase.
+
+    In Lambda the environment of a process never changes, so this is a plain cache of one entry. Where several
+    functions share a process (the local cloud gives each its own environment, see its `environ` module), each
+    function gets its own value. `cache_clear()` as with `functools.lru_cache`.
+    """
+
+    def __init__(self, build: Callable[[], T], key: Callable[[], object], maxsize: int = 32) -> None:
+        self._build, self._key, self._maxsize = build, key, maxsize
+        self._cache: OrderedDict[object, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        key = self._key()
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = self._build()
+        with self._lock:
+            value = self._cache.setdefault(key, value)
+            while len(self._cache) > self._maxsize:
+                self._cache.popitem(last=False)
+        return value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+get_settings = PerEnvironment(Settings, environment_key)

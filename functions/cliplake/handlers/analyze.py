@@ -13,6 +13,8 @@ from cliplake.adapters.queue import back_off
 from cliplake.adapters.rekognition import Backpressure
 from cliplake.analyze import AnalyzeResult, analyze_object
 from cliplake.contracts import ObjectRef, S3NotificationSqsRecord
+from cliplake.lake import LakeKeyError, parse_raw_key
+from cliplake.permissions import give_up_when_denied
 from cliplake.services import get_services
 
 logger = Logger(service="analyze")
@@ -30,10 +32,23 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
             logger.info("Rekognition at its quota, backing off", extra={"key": ref.key, "reason": str(err)})
             metrics.add_metric(name="Backpressure", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
-            back_off(record.eventSourceARN, record.receiptHandle, int(record.attributes.ApproximateReceiveCount))
+            receives = int(record.attributes.ApproximateReceiveCount)
+            back_off(svc.sqs, record.eventSourceARN, record.receiptHandle, receives)
             raise
+        except Exception as err:
+            if not give_up_when_denied(svc, _video_id(ref.key), err):
+                raise
+            metrics.add_metric(name="VideosDenied", unit=MetricUnit.Count, value=1)
+            continue
         metrics.add_metric(name=f"Videos{result.outcome.title()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
+
+
+def _video_id(key: str) -> str | None:
+    try:
+        return parse_raw_key(key).video_id
+    except LakeKeyError:
+        return None
 
 
 @metrics.log_metrics

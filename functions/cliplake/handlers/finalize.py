@@ -8,9 +8,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from cliplake.contracts import CompletionSqsRecord
 from cliplake.finalize import FinalizeResult, finalize_completion
+from cliplake.permissions import give_up_when_denied
 from cliplake.services import get_services
 
 logger = Logger(service="finalize")
@@ -20,9 +22,22 @@ metrics = Metrics(namespace="cliplake", service="finalize")
 def record_handler(record: CompletionSqsRecord) -> None:
     svc = get_services()
     finalize = svc.idempotent(finalize_completion, "completion")
-    result = FinalizeResult.model_validate(finalize(svc, completion=record.body))
+    try:
+        result = FinalizeResult.model_validate(finalize(svc, completion=record.body))
+    except Exception as err:
+        if not give_up_when_denied(svc, record.body.JobTag or _video_of_job(svc, record.body.JobId), err):
+            raise
+        metrics.add_metric(name="CompletionsDenied", unit=MetricUnit.Count, value=1)
+        return
     metrics.add_metric(name=f"Completions{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
+
+
+def _video_of_job(svc, job_id: str) -> str | None:
+    try:
+        return svc.catalog.video_for_job(job_id)
+    except ClientError:
+        return None
 
 
 @metrics.log_metrics

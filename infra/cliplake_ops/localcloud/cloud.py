@@ -12,6 +12,7 @@ the SQS event source mappings, which are removed before create_stack because mot
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import hashlib
@@ -31,13 +32,17 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
+from cliplake.adapters.s3 import S3_CONFIG
+from cliplake_ops.localcloud import environ, iam_resources
 from cliplake_ops.localcloud.dispatcher import (
     Backoff,
     Dispatcher,
+    FunctionSpec,
     Handler,
     functions_from_template,
     mappings_from_template,
 )
+from cliplake_ops.localcloud.identity import Enforcement, ServiceRoles, step_functions_under_their_role
 from cliplake_ops.localcloud.lakewiring import LAKE_WIRING
 from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
 from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
@@ -51,6 +56,7 @@ _SKIP_IN_ZIP = ("__pycache__", ".egg-info", ".pyc", ".pytest_cache")
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 # The functions' structured logs and metrics are meant for CloudWatch; a demo or a benchmark prints its own.
 QUIET_FUNCTIONS_ENV = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+# Only until the administrator exists: under enforcement moto refuses these keys like any unknown key.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -58,6 +64,7 @@ FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+LAMBDA = "lambda.amazonaws.com"
 
 
 def free_port(host: str = HOST, port: int = 0) -> int:
@@ -82,7 +89,9 @@ class LocalCloud:
     """moto server + the deployed stack + the dispatcher + the Rekognition-compatible endpoint.
 
     `start()` exports `env` into `os.environ` (and `stop()` restores it): boto3 and powertools in this
-    process, handlers included, reach the local cloud through `AWS_ENDPOINT_URL[_REKOGNITION]`.
+    process reach the local cloud through `AWS_ENDPOINT_URL[_REKOGNITION]`, signing as the administrator whose keys
+    `env` carries (IAM is enforced: `enforce_iam=False` turns it off, for comparisons). Each function's handler
+    runs with its own environment: its template variables and the credentials of its execution role.
     `handlers` overrides functions' handlers by logical id (see `Dispatcher`); `backoff` sets the
     visibility timeout given to failed messages.
     """
@@ -102,8 +111,10 @@ class LocalCloud:
         stack_name: str = "cliplake",
         parameters: dict[str, str] | None = None,
         function_env: dict[str, str] | None = None,
+        enforce_iam: bool = True,
     ) -> None:
         self.port = port
+        self.enforce_iam = enforce_iam
         self.function_env = function_env or {}  # overrides of the functions' variables, like `sam local --env-vars`
         self.rekognition_port = rekognition_port
         self.start_dispatcher = start_dispatcher
@@ -123,6 +134,10 @@ class LocalCloud:
         self._moto: ThreadedMotoServer | None = None
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
+        self.roles: ServiceRoles | None = None  # roles as the services assume them (Lambda, Rekognition, ...)
+        self.functions: dict[str, FunctionSpec] = {}
+        self._enforcement = Enforcement()
+        self._patches = contextlib.ExitStack()
 
     # ---------------------------------------------------------------------------------------- lifecycle
     def start(self) -> LocalCloud:
@@ -149,14 +164,21 @@ class LocalCloud:
         self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
         self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        self._enforce()
         self._deploy()
+        self.roles = ServiceRoles(self.resolver.account_id, REGION)
+        if self.enforce_iam:
+            self._patches.enter_context(step_functions_under_their_role(self.roles, self.endpoint_url))
         self.scheduler = LocalScheduler(self.client("stepfunctions"))
         self._wire()
         self.scheduler.start()
         self._start_rekognition()
-        functions = functions_from_template(self.template, self.resolver)
-        self._export({**_shared_environment(functions.values()), **self.function_env})
+        self.functions = functions_from_template(self.template, self.resolver)
+        # The plumbing (CLI, dashboard, tests) reads the stack's names from the functions' common variables.
+        self._export({**_shared_environment(self.functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
+        for spec in self.functions.values():  # as Lambda's CreateFunction does: the role must be assumable by Lambda
+            self.function_environment(spec)
         if self.start_dispatcher:
             self.dispatcher = Dispatcher(
                 mappings_from_template(self.template, self.resolver),
@@ -164,6 +186,7 @@ class LocalCloud:
                 region=REGION,
                 handlers=self.handlers,
                 backoff=self.backoff,
+                environment=self.function_environment,
             )
             self.dispatcher.start()
         # moto, the deployed stack and botocore's models live as long as the process: frozen, they are left out of
@@ -190,12 +213,18 @@ class LocalCloud:
                 log.warning("could not reset moto: %s", exc)
             self._moto.stop()
             self._moto = None
+        self._patches.close()
+        self._enforcement.disable()
+        iam_resources.uninstall()
+        environ.uninstall()
+        boto3.DEFAULT_SESSION = None  # it may hold the administrator's credentials
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self._saved_env = {}
+        self.roles = None
         self._clients = {}
         with LocalCloud._lock:
             if LocalCloud._active is self:
@@ -211,8 +240,43 @@ class LocalCloud:
         """A boto3 client of the local cloud (cached; boto3 clients are thread-safe)."""
         if service not in self._clients:
             session = boto3.session.Session()
-            self._clients[service] = session.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+            extra = {"config": S3_CONFIG} if service == "s3" else {}  # SigV4 presigned URLs, as the stages make
+            self._clients[service] = session.client(
+                service, region_name=REGION, endpoint_url=self.endpoint_url, **extra
+            )
         return self._clients[service]
+
+    def _enforce(self) -> None:
+        """Create the administrator, sign everything with its keys from now on, then switch enforcement on."""
+        admin = Enforcement.create_admin(self.client("iam"))
+        self._export(admin.env())
+        self._unset("AWS_SESSION_TOKEN")  # an IAM user's keys come without one (moto refuses a token with them)
+        self._clients = {}
+        boto3.DEFAULT_SESSION = None  # boto3's default session caches the first credentials it resolved
+        environ.install()
+        if self.enforce_iam:
+            iam_resources.install()
+            self._enforcement.enable()
+
+    def function_environment(self, spec: FunctionSpec) -> tuple[dict[str, str], frozenset[str]]:
+        """What a function's handler sees (its variables, its role's credentials, the runtime's variables), and
+        the keys exported for other functions it must not see."""
+        env = {**spec.environment, **self.function_env}
+        env.update(
+            AWS_LAMBDA_FUNCTION_NAME=spec.name,
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(spec.memory_mb),
+            AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+            AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{spec.name}",
+        )
+        if self.enforce_iam and spec.role_arn:
+            env.update(self.roles.credentials(spec.role_arn, LAMBDA, source_arn=spec.arn).env())
+        others = {k for other in self.functions.values() for k in other.environment}
+        return env, frozenset(others - set(env))
+
+    def _unset(self, key: str) -> None:
+        self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ.pop(key, None)
+        self.env.pop(key, None)
 
     def _export(self, variables: dict[str, str]) -> None:
         for key, value in variables.items():
@@ -227,7 +291,7 @@ class LocalCloud:
         s3, cfn = self.client("s3"), self.client("cloudformation")
         account = self.client("sts").get_caller_identity()["Account"]
         code = zip_functions()
-        artifacts = f"{self.stack_name}-artifacts-{account}-{REGION}"
+        artifacts = f"cliplake-sam-artifacts-{account}-{REGION}"  # like sam deploy's managed bucket, any stack name
         key = f"functions-{hashlib.sha256(code).hexdigest()[:16]}.zip"
         s3.create_bucket(Bucket=artifacts)
         s3.put_object(Bucket=artifacts, Key=key, Body=code)
@@ -278,7 +342,16 @@ class LocalCloud:
         except ImportError:
             log.warning("no local Rekognition endpoint (cliplake_ops.localcloud.rekognition.server missing)")
             return
-        self.rekognition = RekognitionServer(host=HOST, port=self.rekognition_port, region=REGION)
+
+        def publisher(role_arn: str) -> dict[str, str]:
+            return self.roles.credentials(role_arn, "rekognition.amazonaws.com").client_kwargs()
+
+        self.rekognition = RekognitionServer(
+            host=HOST,
+            port=self.rekognition_port,
+            region=REGION,
+            role_credentials=publisher if self.enforce_iam else None,
+        )
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
 

@@ -10,6 +10,10 @@ with a Lambda-like context and applies the result as Lambda does:
   a response naming an unknown item fails the whole batch, as in AWS;
 - a handler that raises fails the whole batch.
 
+Each invocation runs with the function's own environment (`environment`: its template variables and its execution
+role's credentials), visible to the invoking thread only (see `environ`); the dispatcher's own SQS calls are the
+plumbing's (the administrator's).
+
 Lambda leaves failed messages invisible for the queue's whole visibility timeout (up to 6 x the function
 timeout); locally the dispatcher shortens that to `Backoff`, so retries happen in seconds.
 """
@@ -29,11 +33,14 @@ from typing import Any
 
 import boto3
 
+from cliplake_ops.localcloud import environ
 from cliplake_ops.localcloud.template import Resolver, resources_of_type
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
+#: A function's environment for one invocation, and the process-environment keys it must not see.
+Environment = Callable[["FunctionSpec"], tuple[dict[str, str], frozenset[str]]]
 _SQS_MAX_BATCH = 10
 _SYSTEM_ATTRIBUTES = (
     "ApproximateReceiveCount",
@@ -59,6 +66,7 @@ class FunctionSpec:
     timeout_s: int = 3
     memory_mb: int = 128
     environment: dict[str, str] = field(default_factory=dict)
+    role_arn: str = ""  # its execution role
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ def functions_from_template(template: dict[str, Any], resolver: Resolver) -> dic
             timeout_s=int(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
             environment={k: str(v) for k, v in env.items()},
+            role_arn=str(resolver.resolve(props["Role"])) if props.get("Role") else "",
         )
     return specs
 
@@ -215,8 +224,10 @@ class Dispatcher:
         handlers: dict[str, Handler] | None = None,
         backoff: Backoff | None = None,
         poll_wait_s: int = 1,
+        environment: Environment | None = None,
     ) -> None:
         self.mappings = [m for m in mappings if m.enabled]
+        self.environment = environment
         self.endpoint_url = endpoint_url
         self.region = region
         self.backoff = backoff or Backoff()
@@ -327,7 +338,9 @@ class Dispatcher:
         try:
             try:
                 event = sqs_event(messages, mapping.queue_arn, self.region)
-                response = self.handler_for(fn)(event, LambdaContext(fn))
+                env, hidden = self.environment(fn) if self.environment else ({}, frozenset())
+                with environ.overlay(env, hidden):  # the function's own variables and credentials
+                    response = self.handler_for(fn)(event, LambdaContext(fn))
                 failed = failed_ids(response, ids, mapping.report_batch_item_failures)
             except Exception:
                 log.exception("dispatcher: %s raised; the whole batch of %d fails", fn.logical_id, len(ids))

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,8 +102,12 @@ class RekognitionServer:
         max_concurrent_jobs: int = 20,
         workers: int = 1,
         engine: Engine | None = None,
+        role_credentials: Callable[[str], dict] | None = None,
     ) -> None:
         self.host, self.port, self.region = host, port, region
+        # As Rekognition does: the completion is published with the credentials of the job's NotificationChannel
+        # RoleArn, assumed by the service (role ARN -> boto3 client credentials; None: this process's own).
+        self.role_credentials = role_credentials
         self.max_concurrent_jobs = max_concurrent_jobs
         self.engine = engine or Engine()
         self._workers = workers
@@ -265,7 +270,12 @@ class RekognitionServer:
         }
         arn = channel["SNSTopicArn"]
         try:
-            sns = self._client("sns", arn.split(":")[3] or self.region)
+            region = arn.split(":")[3] or self.region
+            if self.role_credentials is None:
+                sns = self._client("sns", region)
+            else:  # a role Rekognition cannot assume, or one that may not publish, loses the notification
+                credentials = self.role_credentials(channel.get("RoleArn", ""))
+                sns = boto3.session.Session().client("sns", region_name=region, **credentials)
             sns.publish(TopicArn=arn, Message=json.dumps(message))
         except Exception:
             log.exception("could not publish the completion of job %s to %s", job.job_id, arn)

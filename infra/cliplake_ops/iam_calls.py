@@ -1,0 +1,168 @@
+"""Every AWS call the deployed code makes, as IAM sees it: the input of the static IAM check (tests/test_iam.py).
+
+Two tables, meant to be extended by whoever adds an AWS call:
+
+- `OPERATIONS`: what one adapter operation calls, as `Need`s (IAM action, a concrete example of the resource written
+  over the stack with `${Logical.Attr}` / `${Logical}` placeholders, and the request's condition keys).
+- `FUNCTIONS`: the operations each function performs (its handler, its logic, the libraries it calls).
+
+Adding an AWS call: add (or reuse) an operation, list it under every function that makes it, then run
+`pytest tests/test_iam.py`: it fails while the template does not grant it (missing) and when the template grants
+something no listed call needs (unused). Example, a text-detection job in analyze:
+
+    OPERATIONS["rekognition.start_text"] = [Need("rekognition:StartTextDetection", "*", why="Rekognition.start")]
+    FUNCTIONS["AnalyzeFunction"].append("rekognition.start_text")
+
+What Lambda, Step Functions, S3, SNS, Rekognition and EventBridge Scheduler do on the system's behalf (polling the
+queues, the state machine's tasks, bucket notifications, completions, the schedule) is derived from the template
+itself by `cliplake_ops.iam_check`, not listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Need:
+    """One (action, resource) an AWS call requires, with the condition keys its request carries."""
+
+    action: str
+    resource: str  # e.g. "${MediaBucket.Arn}/media-raw/video/dropin/c/20250101_000000/clip.mp4"; "*" when IAM has none
+    context: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    why: str = ""  # the call site
+
+
+# Example resources, concrete as a request names them.
+RAW = "${MediaBucket.Arn}/media-raw/video/dropin/adhoc/20250101_000000/clip.webm"
+RENDITION = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_h264.mp4"
+JOB_RESULT = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip.rekognition/labels.json"
+SUMMARY = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_labels.json"
+TABLE_ROWS = "${MediaBucket.Arn}/media-processed/tables/videos/source=dropin/campaign=adhoc/v0123.json"
+BUCKET = "${MediaBucket.Arn}"
+CATALOG = "${CatalogTable.Arn}"
+IDEMPOTENCY = "${IdempotencyTable.Arn}"
+MACHINE = "${BatchStateMachine}"  # a task token is authorised against the state machine that issued it
+PARAMETERS = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ParameterPrefix}"
+
+
+def _missing_object(prefix: str, key: str) -> Need:
+    """S3 answers a request for a missing key with 404 only to a caller allowed to list the bucket (else 403)."""
+    return Need("s3:ListBucket", BUCKET, {"s3:prefix": key}, why=f"a missing object under {prefix} reads as 404")
+
+
+def _ddb(*actions: str, table: str = CATALOG, why: str) -> list[Need]:
+    return [Need(f"dynamodb:{a}", table, why=why) for a in actions]
+
+
+def _rekognition(verb: str) -> list[Need]:
+    return [
+        Need(f"rekognition:{verb}{api}", "*", why=f"Rekognition.{verb.lower()}")
+        for api in ("LabelDetection", "ContentModeration", "SegmentDetection")
+    ]
+
+
+OPERATIONS: dict[str, list[Need]] = {
+    # --- powertools idempotency (DynamoDBPersistenceLayer: in progress, completed, deleted on error, read on clash)
+    "idempotency": _ddb("PutItem", "GetItem", "UpdateItem", "DeleteItem", table=IDEMPOTENCY, why="powertools"),
+    # --- the lake (adapters/s3.py Lake, boto3's transfer manager)
+    "lake.read_raw": [
+        Need("s3:GetObject", RAW, why="Lake.head/download/presigned_url (HeadObject, GetObject, ranged GET)"),
+        _missing_object("media-raw/", RAW.split("}/", 1)[1]),
+    ],
+    "lake.read_processed": [
+        Need("s3:GetObject", SUMMARY, why="Lake.head/get_json/get_text of a rendition, result or summary"),
+        _missing_object("media-processed/", SUMMARY.split("}/", 1)[1]),
+    ],
+    "lake.upload_rendition": [
+        Need("s3:PutObject", RENDITION, why="Lake.upload (multipart: Create/UploadPart/Complete)"),
+        Need("s3:AbortMultipartUpload", RENDITION, why="Lake.upload: a failed multipart upload is aborted"),
+    ],
+    "lake.write_processed": [Need("s3:PutObject", JOB_RESULT, why="Lake.put_json (results, summary)")],
+    "lake.write_tables": [Need("s3:PutObject", TABLE_ROWS, why="tables.write_summary_rows/write_failed_rows")],
+    "lake.ingest_raw": [
+        Need("s3:PutObject", RAW, why="ingest_candidate: upload_fileobj (multipart)"),
+        Need("s3:AbortMultipartUpload", RAW, why="ingest_candidate: a failed or unverified stream is aborted"),
+        Need("s3:DeleteObject", RAW, why="ingest_candidate: a small unverified object is taken back"),
+    ],
+    # --- the catalog (adapters/catalog.py; TransactWriteItems is authorised per item as Put/Update/...)
+    "catalog.video": _ddb("GetItem", "UpdateItem", why="get_video, set_status, mark_failed, job slots, tasks"),
+    "catalog.register": _ddb("PutItem", "UpdateItem", why="register_video, record_jobs (transactions)"),
+    "catalog.index": _ddb("GetItem", "UpdateItem", "BatchWriteItem", why="index_summary, _write_labels"),
+    "catalog.batches": _ddb("GetItem", "PutItem", "UpdateItem", why="get/put/update_batch, get_video, get_task"),
+    "catalog.dedupe": _ddb("GetItem", why="seen, seen_hash (planning)"),
+    "catalog.tasks": _ddb("PutItem", "UpdateItem", why="put_task, mark_ingested, finish/reopen_task"),
+    # --- task tokens (adapters/stepfunctions.py; batches.complete_video)
+    "tokens.fail": [Need("states:SendTaskFailure", MACHINE, why="TaskTokens.fail")],
+    "tokens.succeed": [Need("states:SendTaskSuccess", MACHINE, why="TaskTokens.succeed")],
+    # --- Rekognition Video (adapters/rekognition.py; no resource-level permissions)
+    "rekognition.start": [
+        *_rekognition("Start"),
+        Need(
+            "iam:PassRole",
+            "${RekognitionPublishRole.Arn}",
+            {"iam:passedtoservice": "rekognition.amazonaws.com"},
+            why="Start*: NotificationChannel.RoleArn",
+        ),
+        # Rekognition reads the video with the caller's permissions
+        Need("s3:GetObject", RAW, why="Start*: Video.S3Object (the original)"),
+        Need("s3:GetObject", RENDITION, why="Start*: Video.S3Object (a rendition)"),
+    ],
+    "rekognition.get": _rekognition("Get"),
+    "sns.announce_completion": [
+        Need("sns:Publish", "${RekognitionTopic}", why="analyze._reconcile re-announces a finished job")
+    ],
+    "sqs.back_off": [
+        Need("sqs:ChangeMessageVisibility", "${RawVideoQueue.Arn}", why="adapters/queue.back_off (URL from the ARN)")
+    ],
+    # --- campaigns and sources (sources/planning.py, batches.live_sources)
+    "campaigns.read": [
+        Need("ssm:GetParameter", PARAMETERS + "/campaigns/travel", why="load_campaign"),
+        Need("ssm:GetParameter", PARAMETERS + "/current-campaign", why="get_current_campaign"),
+        Need("ssm:GetParametersByPath", PARAMETERS + "/campaigns", why="list_campaigns (set_current_campaign)"),
+    ],
+    "campaigns.set_current": [Need("ssm:PutParameter", PARAMETERS + "/current-campaign", why="set_current_campaign")],
+    "pixabay.key": [Need("secretsmanager:GetSecretValue", "${PixabaySecret}", why="read_api_key")],
+}
+
+FUNCTIONS: dict[str, list[str]] = {
+    "AnalyzeFunction": [
+        "idempotency",
+        "lake.read_raw",
+        "lake.read_processed",
+        "lake.upload_rendition",
+        "catalog.video",
+        "catalog.register",
+        "rekognition.start",
+        "rekognition.get",
+        "sns.announce_completion",
+        "sqs.back_off",
+        "tokens.fail",
+    ],
+    "FinalizeFunction": [
+        "idempotency",
+        "lake.read_processed",
+        "lake.write_processed",
+        "catalog.video",
+        "rekognition.get",
+        "tokens.fail",
+    ],
+    "IndexFunction": [
+        "idempotency",
+        "lake.read_processed",
+        "lake.write_tables",
+        "catalog.index",
+        "catalog.video",
+        "tokens.succeed",
+    ],
+    "BatchFunction": [
+        "catalog.batches",
+        "catalog.dedupe",
+        "campaigns.read",
+        "campaigns.set_current",
+        "pixabay.key",
+        "tokens.succeed",
+        "tokens.fail",
+    ],
+    "IngestFunction": ["catalog.tasks", "lake.read_raw", "lake.ingest_raw", "lake.write_tables", "tokens.fail"],
+}
