@@ -406,3 +406,20 @@ def test_clients_outside_the_cloud_reach_it_through_the_exported_environment(clo
     """Plain boto3 (as the handlers and the CLI use it) needs nothing but the environment."""
     names = boto3.client("s3").list_buckets()["Buckets"]
     assert cloud.outputs["MediaBucketName"] in {b["Name"] for b in names}
+
+
+def test_the_dispatcher_honours_maximum_concurrency():
+    """ScalingConfig.MaximumConcurrency of the template's mappings: one poller (one invocation at a time) per unit,
+    within this machine's cap; one without a cap."""
+    cfn = transform(load_template())
+    caps = {
+        lid: res["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+        for lid, res in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").items()
+    }
+    assert caps["AnalyzeFunctionRawVideo"] == 5 and caps["IngestFunctionBatchItem"] == 5
+    spec = FunctionSpec(logical_id="F", name="f", arn="arn:aws:lambda:us-east-1:1:function:f", handler="json.loads")
+    capped = Mapping("M", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q", maximum_concurrency=5)
+    uncapped = Mapping("N", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q")
+    assert Dispatcher([], max_pollers=3).pollers(capped) == 3
+    assert Dispatcher([], max_pollers=8).pollers(capped) == 5
+    assert Dispatcher([], max_pollers=8).pollers(uncapped) == 1

@@ -38,7 +38,7 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
         except Exception as err:
             if not give_up_when_denied(svc, _video_id(ref.key), err):
                 raise
-            metrics.add_metric(name="VideosDenied", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="VideosFailed", unit=MetricUnit.Count, value=1)
             continue
         metrics.add_metric(name=f"Videos{result.outcome.title()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())

@@ -27,7 +27,7 @@ def record_handler(record: CompletionSqsRecord) -> None:
     except Exception as err:
         if not give_up_when_denied(svc, record.body.JobTag or _video_of_job(svc, record.body.JobId), err):
             raise
-        metrics.add_metric(name="CompletionsDenied", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="CompletionsFailed", unit=MetricUnit.Count, value=1)
         return
     metrics.add_metric(name=f"Completions{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())

@@ -33,7 +33,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from cliplake.adapters.s3 import S3_CONFIG
-from cliplake_ops.localcloud import environ, iam_resources
+from cliplake_ops.localcloud import environ, iam_resources, task_tokens
 from cliplake_ops.localcloud.dispatcher import (
     Backoff,
     Dispatcher,
@@ -164,6 +164,7 @@ class LocalCloud:
         self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
         self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
+        task_tokens.install()  # bogus, timed-out and answered tokens answered as AWS does
         self._enforce()
         self._deploy()
         self.roles = ServiceRoles(self.resolver.account_id, REGION)
@@ -216,6 +217,7 @@ class LocalCloud:
         self._patches.close()
         self._enforcement.disable()
         iam_resources.uninstall()
+        task_tokens.uninstall()
         environ.uninstall()
         boto3.DEFAULT_SESSION = None  # it may hold the administrator's credentials
         for key, value in self._saved_env.items():

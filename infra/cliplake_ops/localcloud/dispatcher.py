@@ -80,6 +80,7 @@ class Mapping:
     batch_size: int = 10
     report_batch_item_failures: bool = False
     enabled: bool = True
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: invocations at once, at most
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,14 @@ def mappings_from_template(template: dict[str, Any], resolver: Resolver) -> list
                 batch_size=int(props.get("BatchSize", 10)),
                 report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                 enabled=str(props.get("Enabled", True)).lower() != "false",
+                maximum_concurrency=_int_or_none((props.get("ScalingConfig") or {}).get("MaximumConcurrency")),
             )
         )
     return mappings
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
 
 
 class LambdaContext:
@@ -225,9 +231,11 @@ class Dispatcher:
         backoff: Backoff | None = None,
         poll_wait_s: int = 1,
         environment: Environment | None = None,
+        max_pollers: int = 2,
     ) -> None:
         self.mappings = [m for m in mappings if m.enabled]
         self.environment = environment
+        self.max_pollers = max_pollers  # this machine's cap on concurrent invocations of one function
         self.endpoint_url = endpoint_url
         self.region = region
         self.backoff = backoff or Backoff()
@@ -279,12 +287,18 @@ class Dispatcher:
             self.handler_for(mapping.function)
         self._stop.clear()
         for mapping in self.mappings:
-            thread = threading.Thread(
-                target=self._poll, args=(mapping,), name=f"esm-{mapping.function.logical_id}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            for i in range(self.pollers(mapping)):
+                thread = threading.Thread(
+                    target=self._poll, args=(mapping,), name=f"esm-{mapping.function.logical_id}-{i}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
         log.info("dispatcher: %d mappings started", len(self._threads))
+
+    def pollers(self, mapping: Mapping) -> int:
+        """Concurrent invocations of the mapping's function: one per poller thread. Lambda scales an SQS mapping
+        up to its `MaximumConcurrency`; here at most `max_pollers`, and one when the template sets no cap."""
+        return max(1, min(mapping.maximum_concurrency or 1, self.max_pollers))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
