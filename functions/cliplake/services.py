@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import boto3
+import botocore.session
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -66,9 +67,26 @@ class Services:
         return wrapped
 
 
+_SHARED: dict[str, Any] = {}  # botocore's loader of service models, shared by the sessions of this process
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session of its own (its own credentials), sharing botocore's loader of service models with the other
+    sessions of the process: the models are the same for everyone, and loading them is most of a client's cost."""
+    core = botocore.session.Session()
+    if "loader" in _SHARED:
+        core.register_component("data_loader", _SHARED["loader"])
+    else:
+        _SHARED["loader"] = core.get_component("data_loader")
+    session = boto3.session.Session(botocore_session=core)
+    paths = _SHARED["loader"].search_paths  # boto3 appends its own data path for every session: keep one of each
+    paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 def build_services(settings: Settings, session: Any = None) -> Services:
     """Every adapter of the stages, with clients of `session` (a new one by default: see the module's docstring)."""
-    session = session or boto3.session.Session()
+    session = session or new_session()
     dynamodb = session.client("dynamodb")
     return Services(
         settings=settings,

@@ -72,7 +72,7 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
     raise TimeoutError(f"{vid} not indexed after {timeout_s} s")
 
 
-def bench_hops(n: int) -> dict[str, list[float]]:
+def bench_hops(n: int, enforce_iam: bool = True) -> dict[str, list[float]]:
     from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     hops: dict[str, list[float]] = {
@@ -82,10 +82,14 @@ def bench_hops(n: int) -> dict[str, list[float]]:
         "summary → indexed": [],
         "put → indexed (end to end)": [],
     }
-    with tempfile.TemporaryDirectory() as tmp, LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV) as cloud:
+    cloud = LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, enforce_iam=enforce_iam)
+    with tempfile.TemporaryDirectory() as tmp, cloud:
         get_settings.cache_clear()
         settings = get_settings()
-        lake, catalog = Lake(settings.bucket), Catalog(settings.catalog_table)
+        lake, catalog = (
+            Lake(settings.bucket, cloud.client("s3")),
+            Catalog(settings.catalog_table, cloud.client("dynamodb")),
+        )
         clips = make_clips(Path(tmp), n)
         ts = batch_timestamp()
         for i, clip in enumerate(clips):
@@ -107,13 +111,50 @@ def bench_hops(n: int) -> dict[str, list[float]]:
     return hops
 
 
+HOPS = ("put → analysis started", "completion → summary written", "summary → indexed")
+TARGET_IAM_RATIO = 1.1
+
+
+def bench_enforcement(n: int, rounds: int = 2) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """The hops without IAM enforcement and with it, in alternating rounds of the same run (n videos each)."""
+    plain: dict[str, list[float]] = {}
+    enforced: dict[str, list[float]] = {}
+    per_round = max(1, math.ceil(n / rounds))
+    for r in range(rounds):
+        for enforce, into in ((False, plain), (True, enforced)):
+            print(f"  round {r + 1}/{rounds}, IAM {'enforced' if enforce else 'off'}", file=sys.stderr)
+            for name, values in bench_hops(per_round, enforce_iam=enforce).items():
+                into.setdefault(name, []).extend(values)
+    return plain, enforced
+
+
+def report_enforcement(plain: dict[str, list[float]], enforced: dict[str, list[float]]) -> bool:
+    """Each hop's p95 with IAM enforced beside the figure without it; target: within 1.1x and under 0.5 s."""
+    ok = True
+    n = len(next(iter(enforced.values())))
+    print(f"\nIAM enforcement: per-hop latency with and without it ({n} videos each, alternating rounds)")
+    print(f"  {'hop':32} {'off p50':>8} {'off p95':>8} {'on p50':>8} {'on p95':>8} {'p95 ratio':>9}  target")
+    for name, on in enforced.items():
+        off = plain[name]
+        off95, on95 = percentile(off, 95), percentile(on, 95)
+        ratio = on95 / off95 if off95 else float("inf")
+        verdict = ""
+        if name in HOPS:
+            met = ratio <= TARGET_IAM_RATIO and on95 < TARGET_P95_S
+            ok &= met
+            verdict = ("ok" if met else "MISSED") + f" (on p95 <= {TARGET_IAM_RATIO}x off, < {TARGET_P95_S} s)"
+        print(f"  {name:32} {statistics.median(off):7.3f}s {off95:7.3f}s {statistics.median(on):7.3f}s "
+              f"{on95:7.3f}s {ratio:8.2f}x  {verdict}")  # fmt: skip
+    return ok
+
+
 def report_hops(hops: dict[str, list[float]]) -> bool:
     ok = True
     print(f"\nPer-hop latency on the local cloud ({len(next(iter(hops.values())))} videos, 2 s 320x240 H.264)")
     print(f"  {'hop':32} {'median':>9} {'p95':>9} {'max':>9}  target")
     for name, values in hops.items():
         med, p95 = statistics.median(values), percentile(values, 95)
-        is_hop = name in {"put → analysis started", "completion → summary written", "summary → indexed"}
+        is_hop = name in HOPS
         verdict = ("ok" if p95 < TARGET_P95_S else "MISSED") + f" (p95 < {TARGET_P95_S} s)" if is_hop else ""
         ok &= not is_hop or p95 < TARGET_P95_S
         print(f"  {name:32} {med:8.3f}s {p95:8.3f}s {max(values):8.3f}s  {verdict}")
@@ -243,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     report_feature_costs()
     if args.cost_only:
         return 0
-    report_hops(bench_hops(args.videos))
+    plain, enforced = bench_enforcement(args.videos)
+    report_hops(enforced)
+    report_enforcement(plain, enforced)
     if not args.skip_engine:
         try:
             from cliplake_ops.localcloud.rekognition import bench as engine_bench

@@ -345,14 +345,14 @@ class LocalCloud:
             log.warning("no local Rekognition endpoint (cliplake_ops.localcloud.rekognition.server missing)")
             return
 
-        def publisher(role_arn: str) -> dict[str, str]:
-            return self.roles.credentials(role_arn, "rekognition.amazonaws.com").client_kwargs()
+        def publisher(role_arn: str, api: str, region: str) -> Any:
+            return self.roles.client(role_arn, "rekognition.amazonaws.com", api, region)
 
         self.rekognition = RekognitionServer(
             host=HOST,
             port=self.rekognition_port,
             region=REGION,
-            role_credentials=publisher if self.enforce_iam else None,
+            role_client=publisher if self.enforce_iam else None,
         )
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})

@@ -156,8 +156,26 @@ class ServiceRoles:
         self.account_id = account_id
         self.region = region
         self._cache: dict[tuple[str, str], SessionCredentials] = {}
-        self._lock = threading.Lock()
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.RLock()
         self.assumed = 0  # how many sessions were issued (a test reads it)
+
+    def client(
+        self, role_arn: str, service: str, api: str, region: str, endpoint_url: str | None = None, **kw: Any
+    ) -> Any:
+        """A boto3 client of `api` signing with the role's credentials as `service` assumed it (cached per session)."""
+        from cliplake.services import new_session
+
+        creds = self.credentials(role_arn, service)
+        key = (creds.access_key_id, api, region, endpoint_url, tuple(sorted(kw)))
+        with self._lock:
+            client = self._clients.get(key)
+        if client is None:
+            client = new_session().client(api, region_name=region, endpoint_url=endpoint_url, **kw,
+                                          **creds.client_kwargs())  # fmt: skip
+            with self._lock:
+                client = self._clients.setdefault(key, client)
+        return client
 
     def credentials(self, role_arn: str, service: str, source_arn: str = "") -> SessionCredentials:
         key = (role_arn, service)
@@ -222,19 +240,13 @@ def step_functions_under_their_role(roles: ServiceRoles, endpoint_url: str) -> I
     sign with the execution role's credentials, assumed as states.amazonaws.com, as on AWS."""
     import importlib
 
-    import boto3
     from botocore.config import Config
+
+    config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1})
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         role_arn = getattr(state_credentials, "role_arn", "") or ""
-        creds = roles.credentials(role_arn, "states.amazonaws.com")
-        return boto3.session.Session().client(
-            service,
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1}),
-            **creds.client_kwargs(),
-        )
+        return roles.client(role_arn, "states.amazonaws.com", service, region, endpoint_url, config=config)
 
     patched = []
     for name in _SFN_MODULES:

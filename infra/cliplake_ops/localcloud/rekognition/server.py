@@ -102,12 +102,12 @@ class RekognitionServer:
         max_concurrent_jobs: int = 20,
         workers: int = 1,
         engine: Engine | None = None,
-        role_credentials: Callable[[str], dict] | None = None,
+        role_client: Callable[[str, str, str], object] | None = None,
     ) -> None:
         self.host, self.port, self.region = host, port, region
         # As Rekognition does: the completion is published with the credentials of the job's NotificationChannel
-        # RoleArn, assumed by the service (role ARN -> boto3 client credentials; None: this process's own).
-        self.role_credentials = role_credentials
+        # RoleArn, assumed by the service ((role ARN, service, region) -> a client of it; None: this process's own).
+        self.role_client = role_client
         self.max_concurrent_jobs = max_concurrent_jobs
         self.engine = engine or Engine()
         self._workers = workers
@@ -271,11 +271,10 @@ class RekognitionServer:
         arn = channel["SNSTopicArn"]
         try:
             region = arn.split(":")[3] or self.region
-            if self.role_credentials is None:
+            if self.role_client is None:
                 sns = self._client("sns", region)
             else:  # a role Rekognition cannot assume, or one that may not publish, loses the notification
-                credentials = self.role_credentials(channel.get("RoleArn", ""))
-                sns = boto3.session.Session().client("sns", region_name=region, **credentials)
+                sns = self.role_client(channel.get("RoleArn", ""), "sns", region)
             sns.publish(TopicArn=arn, Message=json.dumps(message))
         except Exception:
             log.exception("could not publish the completion of job %s to %s", job.job_id, arn)
