@@ -135,3 +135,12 @@ def test_https_probe_refuses_an_untrusted_certificate_and_reads_a_trusted_one(ht
     assert "secret" not in str(err.value)
     monkeypatch.setattr(certifi, "where", lambda: str(cert))
     assert probe(url, size=size).codec == "h264"
+
+
+def test_a_transcode_over_the_time_limit_is_a_media_error_not_a_retry(tmp_path):
+    """subprocess.TimeoutExpired would fail the message until the DLQ; the video is marked FAILED instead."""
+    src = tmp_path / "long.webm"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-t", "4", "-i", "testsrc2=size=640x480:rate=25",
+                    "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", str(src)], check=True)  # fmt: skip
+    with pytest.raises(MediaError, match=r"did not finish within 0 s"):
+        transcode_to_h264(src, tmp_path / "out.mp4", timeout_s=0.01)

@@ -151,9 +151,14 @@ def probe(source: str | Path, size: int | None = None) -> Probe:
 def transcode_to_h264(src: str | Path, dst: str | Path, timeout_s: float = 850) -> Probe:
     """Transcode `src` into an H.264/AAC MP4 at `dst` and probe the result. Corrupt input raises MediaError."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *TRANSCODE_ARGS]
-    proc = subprocess.run(
-        [*cmd, str(dst)], check=False, capture_output=True, text=True, errors="replace", timeout=timeout_s
-    )
+    try:
+        proc = subprocess.run(
+            [*cmd, str(dst)], check=False, capture_output=True, text=True, errors="replace", timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired as err:  # the next attempt would time out the same way: a media verdict
+        raise MediaError(
+            f"transcoding to H.264 did not finish within {timeout_s:.0f} s (the function's time limit)"
+        ) from err
     if proc.returncode != 0:
         raise MediaError(f"transcoding to H.264 failed: {_last_error_line(proc.stderr)}")
     result = probe(dst)

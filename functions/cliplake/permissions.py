@@ -39,6 +39,7 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
     if reason is None or not video_id:
         return None
     from cliplake.batches import complete_video  # batches imports the stages' services
+    from cliplake.tables import write_failed_rows
 
     try:
         video = svc.catalog.get_video(video_id)
@@ -46,6 +47,7 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
             return None
         svc.catalog.mark_failed(video_id, video.get("source", "dropin"), reason)
         svc.catalog.release_job_slots(video_id)
+        write_failed_rows(svc.lake, video, reason)
         complete_video(svc, video_id, ok=False, reason=reason)
     except ClientError:
         return None  # the catalog or the state machine refused too: the message goes to its DLQ
