@@ -58,7 +58,7 @@ def _ddb(*actions: str, table: str = CATALOG, why: str) -> list[Need]:
 def _rekognition(verb: str) -> list[Need]:
     return [
         Need(f"rekognition:{verb}{api}", "*", why=f"Rekognition.{verb.lower()}")
-        for api in ("LabelDetection", "ContentModeration", "SegmentDetection")
+        for api in ("LabelDetection", "ContentModeration", "SegmentDetection", "TextDetection")
     ]
 
 
