@@ -8,10 +8,10 @@ Two tables, meant to be extended by whoever adds an AWS call:
 
 Adding an AWS call: add (or reuse) an operation, list it under every function that makes it, then run
 `pytest tests/test_iam.py`: it fails while the template does not grant it (missing) and when the template grants
-something no listed call needs (unused). Example, a text-detection job in analyze:
+something no listed call needs (unused). Example, index reading the campaign parameters:
 
-    OPERATIONS["rekognition.start_text"] = [Need("rekognition:StartTextDetection", "*", why="Rekognition.start")]
-    FUNCTIONS["AnalyzeFunction"].append("rekognition.start_text")
+    OPERATIONS["campaigns.read_one"] = [Need("ssm:GetParameter", PARAMETERS + "/campaigns/travel", why="...")]
+    FUNCTIONS["IndexFunction"].append("campaigns.read_one")
 
 What Lambda, Step Functions, S3, SNS, Rekognition and EventBridge Scheduler do on the system's behalf (polling the
 queues, the state machine's tasks, bucket notifications, completions, the schedule) is derived from the template

@@ -231,11 +231,14 @@ class Dispatcher:
         backoff: Backoff | None = None,
         poll_wait_s: int = 1,
         environment: Environment | None = None,
-        max_pollers: int = 2,
+        max_pollers: int = 1,
     ) -> None:
         self.mappings = [m for m in mappings if m.enabled]
         self.environment = environment
-        self.max_pollers = max_pollers  # this machine's cap on concurrent invocations of one function
+        # this machine's cap on concurrent invocations of one function: 1 by default, because moto's DynamoDB runs
+        # concurrent transactions without isolation (two conditional job-slot transactions of one video can both
+        # pass), which concurrent invocations of a stage would expose
+        self.max_pollers = max_pollers
         self.endpoint_url = endpoint_url
         self.region = region
         self.backoff = backoff or Backoff()
