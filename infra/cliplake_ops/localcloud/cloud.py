@@ -12,6 +12,7 @@ the SQS event source mappings, which are removed before create_stack because mot
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import hashlib
@@ -39,6 +40,7 @@ from cliplake_ops.localcloud.dispatcher import (
     mappings_from_template,
 )
 from cliplake_ops.localcloud.lakewiring import LAKE_WIRING
+from cliplake_ops.localcloud.persistence import MotoServer, Persistence, Restored
 from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
 from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
 
@@ -63,6 +65,7 @@ FAKE_CREDENTIALS = {
 def free_port(host: str = HOST, port: int = 0) -> int:
     """`port` if it can be bound (OSError otherwise), or any free port when 0."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
         s.bind((host, port))
         return s.getsockname()[1]
 
@@ -102,8 +105,13 @@ class LocalCloud:
         stack_name: str = "cliplake",
         parameters: dict[str, str] | None = None,
         function_env: dict[str, str] | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.port = port
+        self.data_dir = Path(data_dir) if data_dir else None  # durable state (see persistence.py); None: in memory
+        self.persistence: Persistence | None = None
+        self.restored: Restored | None = None
+        self.aborted_batches: list[dict[str, str]] = []
         self.function_env = function_env or {}  # overrides of the functions' variables, like `sam local --env-vars`
         self.rekognition_port = rekognition_port
         self.start_dispatcher = start_dispatcher
@@ -141,19 +149,28 @@ class LocalCloud:
 
     def _start(self) -> LocalCloud:
         started = time.perf_counter()
+        if self.data_dir:
+            self.persistence = Persistence(self.data_dir)
+            self.port = self.port or _previous_port(self.persistence)
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
         self.endpoint_url = f"http://{HOST}:{self.port}"
         self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
         if logging.getLogger("werkzeug").level == logging.NOTSET:  # one line per request otherwise
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
-        self._moto.start()
+        if self.persistence:  # the state is loaded (checkpoint + journal) before the server answers
+            self._moto = MotoServer(HOST, self.port, self.persistence, MOTO_CONFIG).start()
+            self.restored = self._moto.restored
+        else:
+            self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
+            self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         self._deploy()
         self.scheduler = LocalScheduler(self.client("stepfunctions"))
         self._wire()
         self.scheduler.start()
         self._start_rekognition()
+        if self.persistence:
+            self._resume()
         functions = functions_from_template(self.template, self.resolver)
         self._export({**_shared_environment(functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
@@ -183,6 +200,8 @@ class LocalCloud:
         if self.rekognition:
             self.rekognition.stop()
             self.rekognition = None
+        if self.persistence:
+            self.persistence.close()  # the last checkpoint, before moto is reset
         if self._moto:
             try:  # moto's backends are process-global: leave them empty for the next cloud
                 requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
@@ -190,6 +209,9 @@ class LocalCloud:
                 log.warning("could not reset moto: %s", exc)
             self._moto.stop()
             self._moto = None
+        if self.persistence:
+            self.persistence.detach()
+            self.persistence = None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -229,20 +251,35 @@ class LocalCloud:
         code = zip_functions()
         artifacts = f"{self.stack_name}-artifacts-{account}-{REGION}"
         key = f"functions-{hashlib.sha256(code).hexdigest()[:16]}.zip"
-        s3.create_bucket(Bucket=artifacts)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            s3.create_bucket(Bucket=artifacts)  # already there when the data directory has the stack
         s3.put_object(Bucket=artifacts, Key=key, Body=code)
 
-        self.template = transform(load_template(self.template_path), code_uri=f"s3://{artifacts}/{key}", region=REGION)
+        source = load_template(self.template_path)
+        self.template = transform(source, code_uri=f"s3://{artifacts}/{key}", region=REGION)
         deployed = copy.deepcopy(self.template)
         for lid in resources_of_type(deployed, "AWS::Lambda::EventSourceMapping"):
             del deployed["Resources"][lid]  # moto would poll the queues itself; the dispatcher does it
         _silence_moto_about(_WIRING)
-        cfn.create_stack(
-            StackName=self.stack_name,
-            TemplateBody=json.dumps(deployed),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
+        # as `sam deploy`: the stack of the data directory is updated when its template or parameters changed
+        digest = hashlib.sha256(json.dumps([source, self.parameters], sort_keys=True, default=str).encode()).hexdigest()
+        previous = self.persistence.dir.read_info().get("stacks", {}) if self.persistence else {}
+        exists = self.stack_name in previous and _stack_exists(cfn, self.stack_name)
+        args = {
+            "StackName": self.stack_name,
+            "TemplateBody": json.dumps(deployed),
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        }
+        self.stack_action = "created"
+        if not exists:
+            cfn.create_stack(**args)
+        elif previous[self.stack_name] != digest:
+            cfn.update_stack(**args)
+            self.stack_action = "updated"
+        else:
+            self.stack_action = "kept"
+        self._stack_digest = digest
         stack = _wait_for_stack(cfn, self.stack_name)
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         physical = {}
@@ -281,6 +318,23 @@ class LocalCloud:
         self.rekognition = RekognitionServer(host=HOST, port=self.rekognition_port, region=REGION)
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
+
+    def _resume(self) -> None:
+        """With a data directory: remember the port and the stack, journal the Rekognition jobs (re-running the
+        unpublished ones), say on the batch records which executions the restart aborted, checkpoint."""
+        assert self.persistence is not None
+        info = self.persistence.dir.read_info()
+        info.update({"port": self.port, "endpoint_url": self.endpoint_url})
+        info.setdefault("stacks", {})[self.stack_name] = self._stack_digest
+        info["outputs"] = self.outputs
+        self.persistence.dir.write_info(info)
+        if self.rekognition:
+            self.persistence.attach_rekognition(self.rekognition)
+        for aborted in self.restored.aborted_executions if self.restored else []:
+            self.aborted_batches.append(aborted)
+            _mark_batch_aborted(self, aborted)
+        self.persistence.checkpoint()
+        self.persistence.start_background()
 
     # --------------------------------------------------------------------------------------------- idle
     def busy(self) -> list[str]:
@@ -321,6 +375,44 @@ class LocalCloud:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def _previous_port(persistence: Persistence) -> int:
+    """The port the data directory's cloud had (queue URLs name it), if it is free again; else any."""
+    port = int(persistence.dir.read_info().get("port") or 0)
+    try:
+        return free_port(HOST, port) if port else 0
+    except OSError:
+        return 0
+
+
+def _stack_exists(cfn: Any, name: str) -> bool:
+    try:
+        return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] != "DELETE_COMPLETE"
+    except cfn.exceptions.ClientError:
+        return False
+
+
+def _mark_batch_aborted(cloud: LocalCloud, aborted: dict[str, str]) -> None:
+    """The catalog's batch record of an execution the restart aborted: ABORTED, with the reason."""
+    table = cloud.outputs.get("CatalogTableName")
+    if not table:
+        return
+    ddb = cloud.client("dynamodb")
+    # no record yet (aborted while planning) or already summarised: nothing to say
+    with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"BATCH#{aborted['name']}"}, "sk": {"S": "META"}},
+            UpdateExpression="SET #s = :s, reason = :r",
+            ConditionExpression="attribute_exists(pk) AND #s <> :done",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":s": {"S": "ABORTED"},
+                ":r": {"S": aborted["cause"]},
+                ":done": {"S": "SUCCEEDED"},
+            },
+        )
+
+
 def _wait_for_stack(cfn: Any, name: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -330,7 +422,7 @@ def _wait_for_stack(cfn: Any, name: str, timeout: float = 120) -> dict[str, Any]
         if time.monotonic() > deadline:
             raise TimeoutError(f"stack {name} still {stack['StackStatus']}")
         time.sleep(0.1)
-    if stack["StackStatus"] != "CREATE_COMPLETE":
+    if stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
         reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events[:10]]
         raise RuntimeError(f"stack {name} is {stack['StackStatus']}: {reasons}")
@@ -484,7 +576,10 @@ def _wire_secret(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str =
         args["SecretString"] = props["SecretString"]
     elif "GenerateSecretString" in props:
         args["SecretString"] = sm.get_random_password(PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
-    arn = sm.create_secret(**args)["ARN"]
+    try:
+        arn = sm.create_secret(**args)["ARN"]
+    except sm.exceptions.ResourceExistsException:  # a restart on the same data directory: keep its value
+        arn = sm.describe_secret(SecretId=args["Name"])["ARN"]
     cloud.resolver.physical_ids[lid] = arn  # `Ref` of a secret is its ARN
 
 
@@ -503,7 +598,11 @@ def _wire_schedule(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str
     for key in ("Description", "ScheduleExpressionTimezone", "GroupName"):
         if key in props:
             args[key] = props[key]
-    cloud.client("scheduler").create_schedule(**args)
+    scheduler = cloud.client("scheduler")
+    try:
+        scheduler.create_schedule(**args)
+    except scheduler.exceptions.ConflictException:  # a restart on the same data directory
+        scheduler.update_schedule(**args)
     cloud.resolver.physical_ids[lid] = name
     if cloud.scheduler:
         cloud.scheduler.add(LocalSchedule.from_properties(name, props))
