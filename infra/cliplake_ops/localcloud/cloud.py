@@ -183,6 +183,9 @@ class LocalCloud:
                 backoff=self.backoff,
             )
             self.dispatcher.start()
+        if self.persistence:  # what `cliplake env` prints, and when this cloud came up
+            info = self.persistence.dir.read_info()
+            self.persistence.dir.write_info({**info, "env": self.env, "started_at": time.time()})
         # moto, the deployed stack and botocore's models live as long as the process: frozen, they are left out of
         # the full garbage collections, which otherwise scan them all and stalled every thread for 0.4-0.5 s
         gc.collect()
