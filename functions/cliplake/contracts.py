@@ -413,5 +413,6 @@ class BatchSummary(BaseModel):
     top_labels: list[BatchLabel] = Field(default_factory=list)
     started_at: str = ""
     ended_at: str = ""
+    reason: str = ""  # why nothing was planned, when nothing was
     subject: str = ""
     message: str = ""

@@ -23,6 +23,7 @@ import mimetypes
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -205,10 +206,10 @@ def print_report(videos: list[dict[str, Any]], stats: dict[str, dict[str, int]])
 
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_up(args: argparse.Namespace) -> int:
+    import warnings
+
     from cliplake_ops.localcloud.cloud import LocalCloud
     from cliplake_ops.localcloud.persistence import DataDirBusy
-
-    import warnings
 
     # S3's test event carries no records, hence no metric: powertools warns about it at every start
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -225,6 +226,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CliError(
             f"cliplake up: port {args.port} is not free ({err.strerror}); --port 0 takes any free port"
         ) from None
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: with a last checkpoint
     try:
         restored = cloud.restored
         state = "new data directory"
@@ -244,6 +246,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         cloud.stop()
     return 0
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _log_to(path: Path) -> None:
@@ -442,7 +448,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return 0
     finally:
         if cloud_proc is not None:
-            cloud_proc.send_signal(2)  # Ctrl-C: the cloud checkpoints and stops
+            cloud_proc.terminate()  # as Ctrl-C: the cloud checkpoints and stops
             try:
                 cloud_proc.wait(30)
             except subprocess.TimeoutExpired:
