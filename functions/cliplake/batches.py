@@ -238,7 +238,7 @@ def empty_reason(
             fixes.append(f"set a Pixabay key (aws secretsmanager put-secret-value --secret-id {secret} "
                          "--secret-string '{\"key\": \"...\"}')")  # fmt: skip
         if "wikimedia" in errors:
-            fixes.append("set a contact email for Wikimedia (the ContactEmail/NotificationEmail parameter, "
+            fixes.append("set a contact email for Wikimedia (the stack's ContactEmail parameter, "
                          "CLIPLAKE_CONTACT_EMAIL)")  # fmt: skip
         why = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
         return f"no source configured ({why}){samples}: {' or '.join(fixes) or 'configure a source'}"

@@ -17,6 +17,7 @@ account alike: resources come from CLIPLAKE_* variables or from the stack's outp
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import json
 import mimetypes
@@ -227,6 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"cliplake up: port {args.port} is not free ({err.strerror}); --port 0 takes any free port"
         ) from None
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does: with a last checkpoint
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # `kill -USR1`: where is it stuck?
     try:
         restored = cloud.restored
         state = "new data directory"

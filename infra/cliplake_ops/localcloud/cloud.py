@@ -152,6 +152,7 @@ class LocalCloud:
         if self.data_dir:
             self.persistence = Persistence(self.data_dir)
             self.port = self.port or _previous_port(self.persistence)
+            self.rekognition_port = self.rekognition_port or _previous_port(self.persistence, "rekognition_port")
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
         self.endpoint_url = f"http://{HOST}:{self.port}"
         self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
@@ -174,6 +175,8 @@ class LocalCloud:
         functions = functions_from_template(self.template, self.resolver)
         self._export({**_shared_environment(functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
+        if self.restored and self.restored.checkpoint_loaded:
+            _expire_in_progress(self, self.env.get("CLIPLAKE_IDEMPOTENCY_TABLE", ""))
         if self.start_dispatcher:
             self.dispatcher = Dispatcher(
                 mappings_from_template(self.template, self.resolver),
@@ -328,6 +331,8 @@ class LocalCloud:
         assert self.persistence is not None
         info = self.persistence.dir.read_info()
         info.update({"port": self.port, "endpoint_url": self.endpoint_url})
+        if self.rekognition:
+            info["rekognition_port"] = int(self.rekognition.url.rsplit(":", 1)[1])
         info.setdefault("stacks", {})[self.stack_name] = self._stack_digest
         info["outputs"] = self.outputs
         self.persistence.dir.write_info(info)
@@ -378,13 +383,35 @@ class LocalCloud:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _previous_port(persistence: Persistence) -> int:
-    """The port the data directory's cloud had (queue URLs name it), if it is free again; else any."""
-    port = int(persistence.dir.read_info().get("port") or 0)
+def _previous_port(persistence: Persistence, which: str = "port") -> int:
+    """The port the data directory's cloud had (queue URLs and exports name it), if it is free again; else any."""
+    port = int(persistence.dir.read_info().get(which) or 0)
     try:
         return free_port(HOST, port) if port else 0
     except OSError:
         return 0
+
+
+def _expire_in_progress(cloud: LocalCloud, table: str) -> int:
+    """A restart means every invocation that was running died: their powertools idempotency records still say
+    INPROGRESS until the invocation's deadline (up to 15 min), which would refuse the redelivered messages until
+    then. On AWS the redelivery comes after that deadline (the visibility timeout covers it); here it comes at once,
+    so the records of the dead invocations are expired now, as their deadline would have."""
+    if not table:
+        return 0
+    ddb, expired = cloud.client("dynamodb"), 0
+    for page in ddb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :p",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": {"S": "INPROGRESS"}},
+    ):
+        for item in page.get("Items", []):
+            ddb.delete_item(TableName=table, Key={"id": item["id"]})
+            expired += 1
+    if expired:
+        log.info("expired %d idempotency record(s) of invocations the restart ended", expired)
+    return expired
 
 
 def _stack_exists(cfn: Any, name: str) -> bool:
