@@ -166,7 +166,7 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
         samples, _, _ = gather_candidates({"samples": SamplesSource(s.assets_dir)}, {}, per_query=max(size, 50))
         chosen = plan_batch(samples, size, limits=limits, catalog=svc.catalog)
         offline = bool(chosen.items)
-        samples_state = "used" if offline else "known"
+        samples_state = "used" if offline else ("known" if samples else "none")
 
     ts = batch_timestamp()
     items: list[BatchItem] = []

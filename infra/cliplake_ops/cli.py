@@ -133,12 +133,14 @@ def drop_files(
     ts: str | None = None,
     catalog: Catalog | None = None,
     force: bool = False,
-) -> tuple[list[str], list[tuple[Path, str]]]:
-    """Upload local files as ad-hoc drop-ins; returns (their raw keys, [(file, video id)] of those not dropped
-    because the same bytes are already in the lake under this campaign). Attribution: the file name as title."""
+    known: list[tuple[Path, str]] | None = None,
+) -> list[str]:
+    """Upload local files as ad-hoc drop-ins; returns their raw keys. With a catalog, a file whose bytes are
+    already in the lake under this campaign is not dropped again: (file, video id) goes to `known` instead.
+    Attribution: the file name as title."""
     ts = ts or batch_timestamp()
     keys: list[str] = []
-    known: list[tuple[Path, str]] = []
+    known = known if known is not None else []
     hashes: dict[str, str] = {}
     for path in files:
         key = raw_key("dropin", campaign, path.name, ts)
@@ -162,7 +164,7 @@ def drop_files(
         keys.append(key)
         if catalog is not None:
             catalog.mark_ingested("dropin", drop_source_id(campaign, sha1), "", video_id_for(key))
-    return keys, known
+    return keys
 
 
 def wait_for_videos(catalog: Catalog, keys: Sequence[str], timeout_s: float = 300) -> list[dict[str, Any]]:
@@ -324,7 +326,8 @@ def cmd_drop(args: argparse.Namespace) -> int:
         raise CliError(f"cliplake drop: no such file: {', '.join(missing)}")
     campaign = valid_campaign(settings, args.campaign)
     catalog = Catalog(settings.catalog_table)
-    keys, known = drop_files(Lake(settings.bucket), files, campaign, catalog=catalog, force=args.force)
+    known: list[tuple[Path, str]] = []
+    keys = drop_files(Lake(settings.bucket), files, campaign, catalog=catalog, force=args.force, known=known)
     for path, vid in known:
         say(f"  {path.name}: already in the lake as {vid} (same bytes, campaign {campaign}); not dropped again "
             "(--force drops it anyway)")  # fmt: skip
