@@ -7,80 +7,21 @@ it through boto3 with the variables `cliplake env` prints. Not timed: the checks
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from batchkit import tiny_clips
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.s3 import Lake
 from cliplake.lake import SOURCES, video_id_for
 from cliplake_ops.batchops import start_batch
 from cliplake_ops.cli import drop_files
-from cliplake_ops.localcloud.persistence import DataDir
+from cliplake_ops.localcloud.child import ChildCloud
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {"INDEXED", "FAILED"}
-
-
-class ChildCloud:
-    """`cliplake up --data DIR --port 0` in a child process, and boto3 clients on what it exports."""
-
-    def __init__(self, data: Path, log: Path) -> None:
-        self.data, self.log = DataDir(data), log
-        self.proc: subprocess.Popen | None = None
-        self.env: dict[str, str] = {}
-
-    def start(self, timeout_s: float = 180) -> ChildCloud:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CLIPLAKE_", "MOTO_"))}
-        if os.environ.get("CLIPLAKE_ASSETS_DIR"):
-            env["CLIPLAKE_ASSETS_DIR"] = os.environ["CLIPLAKE_ASSETS_DIR"]
-        started = time.time()
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cliplake_ops.cli", "up", "--data", str(self.data.path), "--port", "0"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"the local cloud exited: {self.log.read_text()[-3000:]}"
-            info = self.data.read_info()
-            if info.get("started_at", 0) >= started and info.get("env"):
-                self.env = info["env"]
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"the local cloud did not start: {self.log.read_text()[-3000:]}")
-
-    def client(self, service: str) -> Any:
-        e = self.env
-        return boto3.session.Session(
-            aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=e.get("AWS_SESSION_TOKEN"), region_name=e["AWS_DEFAULT_REGION"],
-        ).client(service, endpoint_url=e["AWS_ENDPOINT_URL"])  # fmt: skip
-
-    def catalog(self) -> Catalog:
-        return Catalog(self.env["CLIPLAKE_CATALOG_TABLE"], self.client("dynamodb"))
-
-    def lake(self) -> Lake:
-        return Lake(self.env["CLIPLAKE_BUCKET"], self.client("s3"))
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        """As Ctrl-C (SIGTERM is handled the same way): a last checkpoint, then exit 0."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            assert self.proc.wait(60) == 0, self.log.read_text()[-3000:]
 
 
 def every_video(catalog: Catalog) -> list[dict[str, Any]]:
@@ -148,7 +89,7 @@ def crashed(tmp_path_factory):
         cloud.start()
         yield cloud, before
     finally:
-        cloud.stop()
+        assert cloud.stop() == 0, cloud.log.read_text()[-3000:]
 
 
 def test_after_kill_9_every_video_ends_once_and_nothing_is_lost(crashed):
@@ -191,7 +132,7 @@ def test_a_clean_restart_keeps_everything_and_old_exports_still_work(crashed):
     wait_terminal(cloud.catalog(), before["ids"])
     first = snapshot(cloud)
     old_env = dict(cloud.env)
-    cloud.stop()
+    assert cloud.stop() == 0
     cloud.start()
     assert cloud.env == old_env  # same endpoint, bucket, table, queues, state machine: old exports still work
     assert snapshot(cloud) == first

@@ -2,11 +2,14 @@
 
 1. Per-hop latency of the choreography over N videos (put → analysis started, completion → summary written,
    summary → indexed), from the catalog's timestamps and the completion messages' own timestamps. Videos are
-   put one at a time, so each hop's pickup and work are measured, not queueing behind other videos.
+   put one at a time, so each hop's pickup and work are measured, not queueing behind other videos. Measured
+   twice in the same run: in memory, and durable (a data directory: journal, checkpoints, bodies as files).
 2. The local analysis engine against a bare decode of the same file (when the engine provides `bench.run`).
 3. `cliplake sql` over the tables of 10,000 videos and the bytes a one-campaign query reads (`sqlbench`).
 4. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
    beside a 30-second polling design, from public per-request prices.
+4. The durable local cloud (`persistbench`): resident memory while a 1 GB video is dropped and analysed beside
+   idle, and the restart time with 10,000 catalogued videos.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
     raise TimeoutError(f"{vid} not indexed after {timeout_s} s")
 
 
-def bench_hops(n: int) -> dict[str, list[float]]:
+def bench_hops(n: int, durable: bool = False) -> dict[str, list[float]]:
+    """Per-hop latency; `durable`: with a data directory (journal, checkpoints, bodies as files)."""
     from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     hops: dict[str, list[float]] = {
@@ -82,7 +86,10 @@ def bench_hops(n: int) -> dict[str, list[float]]:
         "summary → indexed": [],
         "put → indexed (end to end)": [],
     }
-    with tempfile.TemporaryDirectory() as tmp, LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV) as cloud:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, data_dir=Path(tmp) / "data" if durable else None) as cloud,
+    ):
         get_settings.cache_clear()
         settings = get_settings()
         lake, catalog = Lake(settings.bucket), Catalog(settings.catalog_table)
@@ -107,9 +114,10 @@ def bench_hops(n: int) -> dict[str, list[float]]:
     return hops
 
 
-def report_hops(hops: dict[str, list[float]]) -> bool:
+def report_hops(hops: dict[str, list[float]], title: str = "") -> bool:
     ok = True
-    print(f"\nPer-hop latency on the local cloud ({len(next(iter(hops.values())))} videos, 2 s 320x240 H.264)")
+    n = len(next(iter(hops.values())))
+    print(f"\nPer-hop latency on the local cloud{title} ({n} videos, 2 s 320x240 H.264)")
     print(f"  {'hop':32} {'median':>9} {'p95':>9} {'max':>9}  target")
     for name, values in hops.items():
         med, p95 = statistics.median(values), percentile(values, 95)
@@ -238,12 +246,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dashboard", action="store_true", help="skip the dashboard render benchmark")
     parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
     parser.add_argument("--skip-sql", action="store_true", help="skip `cliplake sql` over 10,000 videos")
+    parser.add_argument("--skip-persistence", action="store_true", help="skip the memory and restart benchmarks")
+    parser.add_argument("--gb", type=float, default=1.0, help="size of the video of the memory benchmark, GiB")
+    parser.add_argument("--catalogued", type=int, default=10_000, help="catalogued videos for the restart time")
     args = parser.parse_args(argv)
     report_costs()
     report_feature_costs()
     if args.cost_only:
         return 0
-    report_hops(bench_hops(args.videos))
+    report_hops(bench_hops(args.videos), ", in memory")
+    report_hops(bench_hops(args.videos, durable=True), ", durable (data directory: journal, checkpoints, files)")
+    if not args.skip_persistence:
+        from cliplake_ops import persistbench
+
+        persistbench.bench_memory(args.gb)
+        persistbench.bench_restart(args.catalogued)
     if not args.skip_engine:
         try:
             from cliplake_ops.localcloud.rekognition import bench as engine_bench

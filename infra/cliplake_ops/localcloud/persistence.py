@@ -361,6 +361,42 @@ class PartsValue:
         return self._len
 
 
+class LazyBody:
+    """A GET's body read from the key's file as the response is sent (bytes-like enough for moto's S3 responses:
+    length, slices for ranges, iteration in 1 MiB chunks), instead of the whole object in memory."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        self.path, self.start, self.end = path, start, max(start, end)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __bool__(self) -> bool:
+        return self.end > self.start
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, slice):
+            begin, stop, step = item.indices(len(self))
+            if step != 1:
+                raise ValueError("only contiguous slices")
+            return LazyBody(self.path, self.start + begin, self.start + max(begin, stop))
+        return bytes(self[item : item + 1])[0]
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as f:
+            f.seek(self.start)
+            left = len(self)
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self)
+
+
 class _TempfileShim:
     """Replaces `tempfile` inside moto's S3 models: keys' buffers become `FileBody` objects."""
 
@@ -398,7 +434,10 @@ def _install_moto_patches() -> None:
     fake_key = s3_models.FakeKey
     original_value = fake_key.value
 
-    def value_get(self: Any) -> bytes:
+    def value_get(self: Any) -> Any:
+        body = self._value_buffer
+        if getattr(_tls, "lazy_get", False) and isinstance(body, FileBody) and body.name:
+            return LazyBody(body.path, 0, self.contentsize)
         return original_value.fget(self)
 
     def value_set(self: Any, new_value: Any) -> None:
@@ -463,6 +502,19 @@ def _install_moto_patches() -> None:
     if hasattr(s3_models.MultipartChecksumBuilder, "__init__"):
         s3_models.FakeMultipart.complete = complete
 
+    from moto.s3.responses import S3Response
+
+    get_object = S3Response.get_object
+
+    def streamed_get_object(self: Any) -> Any:
+        _tls.lazy_get = True  # the key's value, in this request, is its file read as the response is sent
+        try:
+            return get_object(self)
+        finally:
+            _tls.lazy_get = False
+
+    S3Response.get_object = streamed_get_object
+
     multipart_init = s3_models.FakeMultipart.__init__
 
     def multipart_init_seeded(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -516,6 +568,22 @@ def _visible_path(bucket: str, key: str) -> Path | None:
     if not parts or any(p in (".", "..") or (p.startswith(".") and p.endswith(".link")) for p in parts):
         return None
     return FileBody.root.parent / bucket / Path(*parts)
+
+
+def object_file(bucket: str, key: str, version: str | None = None) -> Path | None:
+    """The file holding an S3 object's bytes in this process's local cloud (None when not stored as a file)."""
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends.values()):
+        for backend in list(account.values()):
+            try:
+                obj = backend.get_object(bucket, key, version_id=version or None)
+            except Exception:  # noqa: S112 - another account or partition: look further
+                continue
+            body = getattr(obj, "_value_buffer", None)
+            if isinstance(body, FileBody) and body.name:
+                return body.path
+    return None
 
 
 # ================================================================================================ pickling
@@ -1067,6 +1135,21 @@ class RekognitionJobs:
 
         server.start_job = start_job
         server._notify = notify
+        original_analyse = server._analyse
+
+        def analyse(obj: dict) -> Any:
+            """As Rekognition reads S3: the object's own file, without a second copy (else download it)."""
+            path = object_file(obj["Bucket"], obj["Name"], obj.get("Version"))
+            if path is None:
+                return original_analyse(obj)
+            kwargs = {"Bucket": obj["Bucket"], "Key": obj["Name"]}
+            if obj.get("Version"):
+                kwargs["VersionId"] = obj["Version"]
+            head = server._client("s3").head_object(**kwargs)
+            key = (obj["Bucket"], obj["Name"], head.get("ETag", "") + obj.get("Version", ""))
+            return server._cache.get(key, lambda: server.engine.analyse(path))
+
+        server._analyse = analyse
         for job in rerun:
             if job.status == "IN_PROGRESS":
                 with server._lock:
