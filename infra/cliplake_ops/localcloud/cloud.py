@@ -165,9 +165,14 @@ class LocalCloud:
             self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
             self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
-        self._deploy()
+        kept = self.persistence.kept_stack(self) if self.persistence else None
+        if kept is None:
+            self._deploy()
         self.scheduler = LocalScheduler(self.client("stepfunctions"))
-        self._wire()
+        if kept is None:
+            self._wire()
+        else:  # the data directory's stack, unchanged: its wiring is in the restored state; only the local parts
+            self._attach(kept)
         self.scheduler.start()
         self._start_rekognition()
         if self.persistence:
@@ -268,7 +273,7 @@ class LocalCloud:
             del deployed["Resources"][lid]  # moto would poll the queues itself; the dispatcher does it
         _silence_moto_about(_WIRING)
         # as `sam deploy`: the stack of the data directory is updated when its template or parameters changed
-        digest = hashlib.sha256(json.dumps([source, self.parameters], sort_keys=True, default=str).encode()).hexdigest()
+        digest = self.stack_digest(source)
         previous = self.persistence.dir.read_info().get("stacks", {}) if self.persistence else {}
         exists = self.stack_name in previous and _stack_exists(cfn, self.stack_name)
         args = {
@@ -303,6 +308,32 @@ class LocalCloud:
             stack_id=stack["StackId"],
         )
 
+    def stack_digest(self, source: dict[str, Any] | None = None) -> str:
+        """What the stack is deployed from: the template (before the transform) and the parameters."""
+        source = source if source is not None else load_template(self.template_path)
+        return hashlib.sha256(json.dumps([source, self.parameters], sort_keys=True, default=str).encode()).hexdigest()
+
+    def _attach(self, kept: dict[str, Any]) -> None:
+        """The stack of the data directory, unchanged since it was deployed: template, resolver and outputs as saved;
+        the local scheduler gets the template's schedules (moto's Scheduler has them already)."""
+        self.template, self.outputs, self.stack_action = kept["template"], kept["outputs"], "kept"
+        self._stack_digest = kept["digest"]
+        r = kept["resolver"]
+        self.resolver = Resolver(
+            self.template,
+            r["physical_ids"],
+            r["parameters"],
+            region=REGION,
+            account_id=r["account_id"],
+            stack_name=self.stack_name,
+            stack_id=r["stack_id"],
+        )
+        for lid in resources_of_type(self.template, "AWS::Scheduler::Schedule"):
+            res = self.template["Resources"][lid]
+            if not res.get("Condition") or self.resolver.condition(res["Condition"]):
+                props = self.resolver.resolve(res.get("Properties", {}))
+                self.scheduler.add(LocalSchedule.from_properties(self.resolver.physical_ids[lid], props))
+
     def _wire(self) -> None:
         """Apply, from the template, what moto's CloudFormation accepts but does not do."""
         for lid, res in self.template["Resources"].items():
@@ -336,13 +367,13 @@ class LocalCloud:
         info.setdefault("stacks", {})[self.stack_name] = self._stack_digest
         info["outputs"] = self.outputs
         self.persistence.dir.write_info(info)
+        self.persistence.save_stack(self)
         if self.rekognition:
             self.persistence.attach_rekognition(self.rekognition)
         for aborted in self.restored.aborted_executions if self.restored else []:
             self.aborted_batches.append(aborted)
             _mark_batch_aborted(self, aborted)
-        self.persistence.checkpoint()
-        self.persistence.start_background()
+        self.persistence.start_background()  # its first checkpoint comes a few seconds after the first write
 
     # --------------------------------------------------------------------------------------------- idle
     def busy(self) -> list[str]:

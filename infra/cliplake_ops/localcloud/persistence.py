@@ -629,6 +629,8 @@ class _StatePickler(pickle.Pickler):
             return _restore_parameter_dict, (type(obj), obj.region_name, obj.account_id, dict(obj))
         if isinstance(obj, defaultdict) and getattr(obj.default_factory, "__name__", "") == "<lambda>":
             return _nested_defaultdict, (dict(obj),)  # SSM's tags: defaultdict(lambda: defaultdict(dict))
+        if type(obj).__name__ == "LimitedSizeDict" and type(obj).__module__.startswith("moto.dynamodb"):
+            return _plain_dict_of, (type(obj), dict(obj))  # its __setitem__ re-sizes the whole item: O(n²) loads
         if isinstance(obj, weakref.WeakValueDictionary):
             return _weak_values, (dict(obj),)  # Lambda's ARN index: its values live elsewhere in the pickle
         if isinstance(obj, io.IOBase) and not isinstance(obj, FileBody):
@@ -639,6 +641,12 @@ class _StatePickler(pickle.Pickler):
             pem = obj.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
             return _load_private_key, (pem,)
         return NotImplemented
+
+
+def _plain_dict_of(cls: Any, items: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    dict.update(obj, items)
+    return obj
 
 
 def _weak_values(items: dict[str, Any]) -> weakref.WeakValueDictionary:
@@ -680,6 +688,48 @@ def _restore_parameter_dict(cls: Any, region_name: str, account_id: str, items: 
 copyreg.pickle(type(threading.local()), lambda _: (threading.local, ()))
 
 
+def _fast_dispatch_table() -> dict[type, Callable[[Any], Any]]:
+    """The same reductions by exact type, looked up in C: `reducer_override` calls Python for every object (seconds
+    for a catalog of 10,000 videos); a checkpoint tries this table first, and the override when it fails."""
+    import collections
+
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
+    def defaultdict_reduce(obj: Any) -> Any:
+        if getattr(obj.default_factory, "__name__", "") == "<lambda>":
+            return _nested_defaultdict, (dict(obj),)
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+    table = dict(copyreg.dispatch_table)
+    table.update({
+        _LOCK_TYPE: lambda _: (_make_lock, ()),
+        _RLOCK_TYPE: lambda _: (_make_rlock, ()),
+        threading.Condition: lambda _: (_make_condition, ()),
+        threading.Event: lambda obj: (_make_event, (obj.is_set(),)),
+        threading.Thread: lambda obj: (_dead_thread, (obj.name,)),
+        weakref.WeakValueDictionary: lambda obj: (_weak_values, (dict(obj),)),
+        LimitedSizeDict: lambda obj: (_plain_dict_of, (type(obj), dict(obj))),
+        collections.defaultdict: defaultdict_reduce,
+    })  # fmt: skip
+    with contextlib.suppress(ImportError):  # moto's KMS and IAM keep private keys (Rust objects)
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        for module, name in (("rsa", "RSAPrivateKey"), ("ec", "ECPrivateKey"), ("ed25519", "Ed25519PrivateKey")):
+            cls = getattr(getattr(rust_openssl, module, None), name, None)
+            if isinstance(cls, type):
+                table[cls] = lambda obj: _StatePickler.reducer_override(None, obj)  # type: ignore[arg-type]
+    with contextlib.suppress(ImportError):
+        from moto.ssm.models import ParameterDict
+
+        table[ParameterDict] = lambda obj: (
+            _restore_parameter_dict, (type(obj), obj.region_name, obj.account_id, dict(obj)))  # fmt: skip
+    return table
+
+
+class _FastPickler(pickle.Pickler):
+    dispatch_table: dict[type, Callable[[Any], Any]] = {}
+
+
 def _backend_dicts() -> list[Any]:
     from moto.core.base_backend import BackendDict
 
@@ -699,6 +749,20 @@ def _live_backend_dict(loaded: Any) -> Any:
         ):
             return value
     raise LookupError(f"no backend dict for {loaded.service_name} in {module.__name__}")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Millions of small objects made or walked at once: the cyclic collector would run hundreds of times."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # ============================================================================================== the manager
@@ -751,12 +815,12 @@ class Persistence:
         result.aborted_executions = self._abort_running_executions()
         self._make_messages_visible()
         if result.replayed or result.aborted_executions:
-            self.checkpoint()
+            self._dirty()  # the background thread checkpoints it soon; the journal keeps it until then
         result.seconds = time.perf_counter() - started
         return result
 
     def _load_checkpoint(self) -> None:
-        with self.dir.checkpoint.open("rb") as f:
+        with self.dir.checkpoint.open("rb") as f, _gc_paused():
             state = pickle.load(f)  # noqa: S301 - our own file, in a private directory
         from moto.core.base_backend import BackendDict
 
@@ -808,6 +872,31 @@ class Persistence:
                     for message in queue._messages:
                         message.visible_at = 0.0
                     queue.pending_messages.clear()
+
+    # -------------------------------------------------------------------------------------------- stack
+    def save_stack(self, cloud: Any) -> None:
+        """What a restart needs to attach to the deployed stack without transforming and wiring it again."""
+        r = cloud.resolver
+        saved = {
+            "digest": cloud._stack_digest,
+            "template": cloud.template,
+            "outputs": cloud.outputs,
+            "resolver": {"physical_ids": r.physical_ids, "parameters": r.parameters, "account_id": r.account_id,
+                         "stack_id": r.pseudo["AWS::StackId"]},
+        }  # fmt: skip
+        tmp = self.dir.path / f"stack-{cloud.stack_name}.json.tmp"
+        tmp.write_text(json.dumps(saved, default=str))
+        tmp.replace(self.dir.path / f"stack-{cloud.stack_name}.json")
+
+    def kept_stack(self, cloud: Any) -> dict[str, Any] | None:
+        """The saved stack, when the template and parameters are those it was deployed with (else: deploy)."""
+        if not self.dir.checkpoint.exists():
+            return None
+        try:
+            saved = json.loads((self.dir.path / f"stack-{cloud.stack_name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return saved if saved.get("digest") == cloud.stack_digest() else None
 
     # --------------------------------------------------------------------------------------- middleware
     def middleware(self, app: Any) -> Callable[..., Any]:
@@ -884,8 +973,16 @@ class Persistence:
             tmp = self.dir.checkpoint.with_suffix(".tmp")
             for attempt in range(20):  # an execution's thread may change its history while we pickle it
                 try:
-                    with tmp.open("wb") as f:
-                        _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
+                    with tmp.open("wb") as f, _gc_paused():
+                        try:
+                            if not _FastPickler.dispatch_table:
+                                _FastPickler.dispatch_table = _fast_dispatch_table()
+                            _FastPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
+                        except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                            log.debug("checkpoint with the general pickler (%s)", exc)
+                            f.seek(0)
+                            f.truncate()
+                            _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
                         f.flush()
                         os.fsync(f.fileno())
                     break
