@@ -608,6 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
     from cliplake_ops import lakeops
 
     lakeops.register(sub, resolve_settings, DEFAULT_STACK)  # sql, reindex, status
+    for sp in sub.choices.values():  # every command's help shows the defaults
+        sp.formatter_class = fmt
     return p
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from cliplake_ops.localcloud.dispatcher import (
@@ -307,6 +308,10 @@ class LocalCloud:
             stack_name=self.stack_name,
             stack_id=stack["StackId"],
         )
+        if self.persistence:  # the ids the wiring gave before (secrets, Glue, ...): kept when it keeps them
+            saved = self.persistence.saved_stack(self.stack_name)
+            for lid, physical in (saved.get("resolver", {}).get("physical_ids") or {}).items():
+                self.resolver.physical_ids.setdefault(lid, physical)
 
     def stack_digest(self, source: dict[str, Any] | None = None) -> str:
         """What the stack is deployed from: the template (before the transform) and the parameters."""
@@ -343,7 +348,12 @@ class LocalCloud:
             if apply:
                 props = self.resolver.resolve(res.get("Properties", {}))
                 physical = self.resolver.physical_ids.get(lid) or f"{self.stack_name}-{lid}"
-                apply(self, physical, props, lid)
+                try:
+                    apply(self, physical, props, lid)
+                except ClientError as err:  # an updated stack of the data directory: what exists stays
+                    if not (self.restored and self.restored.checkpoint_loaded and "xist" in str(err)):
+                        raise
+                    log.info("kept %s (%s): %s", lid, res["Type"], err)
                 log.debug("wired %s (%s)", lid, res["Type"])
 
     def _start_rekognition(self) -> None:

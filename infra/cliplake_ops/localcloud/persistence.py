@@ -888,15 +888,18 @@ class Persistence:
         tmp.write_text(json.dumps(saved, default=str))
         tmp.replace(self.dir.path / f"stack-{cloud.stack_name}.json")
 
+    def saved_stack(self, stack_name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir.path / f"stack-{stack_name}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def kept_stack(self, cloud: Any) -> dict[str, Any] | None:
         """The saved stack, when the template and parameters are those it was deployed with (else: deploy)."""
         if not self.dir.checkpoint.exists():
             return None
-        try:
-            saved = json.loads((self.dir.path / f"stack-{cloud.stack_name}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return saved if saved.get("digest") == cloud.stack_digest() else None
+        saved = self.saved_stack(cloud.stack_name)
+        return saved if saved and saved.get("digest") == cloud.stack_digest() else None
 
     # --------------------------------------------------------------------------------------- middleware
     def middleware(self, app: Any) -> Callable[..., Any]:
