@@ -631,6 +631,8 @@ class _StatePickler(pickle.Pickler):
             return _nested_defaultdict, (dict(obj),)  # SSM's tags: defaultdict(lambda: defaultdict(dict))
         if type(obj).__name__ == "LimitedSizeDict" and type(obj).__module__.startswith("moto.dynamodb"):
             return _plain_dict_of, (type(obj), dict(obj))  # its __setitem__ re-sizes the whole item: O(n²) loads
+        if type(obj).__name__ == "_VersionedKeyStore":
+            return _versions_reduce(obj)  # as a dict, it would keep only the newest version of each key
         if isinstance(obj, weakref.WeakValueDictionary):
             return _weak_values, (dict(obj),)  # Lambda's ARN index: its values live elsewhere in the pickle
         if isinstance(obj, io.IOBase) and not isinstance(obj, FileBody):
@@ -641,6 +643,11 @@ class _StatePickler(pickle.Pickler):
             pem = obj.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
             return _load_private_key, (pem,)
         return NotImplemented
+
+
+def _versions_reduce(obj: Any) -> Any:
+    """S3's key store maps a key to the list of its versions; `items()` shows only the newest."""
+    return _plain_dict_of, (type(obj), {k: dict.__getitem__(obj, k) for k in dict.keys(obj)})
 
 
 def _plain_dict_of(cls: Any, items: dict[str, Any]) -> Any:
@@ -694,6 +701,7 @@ def _fast_dispatch_table() -> dict[type, Callable[[Any], Any]]:
     import collections
 
     from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+    from moto.s3.utils import _VersionedKeyStore
 
     def defaultdict_reduce(obj: Any) -> Any:
         if getattr(obj.default_factory, "__name__", "") == "<lambda>":
@@ -709,6 +717,7 @@ def _fast_dispatch_table() -> dict[type, Callable[[Any], Any]]:
         threading.Thread: lambda obj: (_dead_thread, (obj.name,)),
         weakref.WeakValueDictionary: lambda obj: (_weak_values, (dict(obj),)),
         LimitedSizeDict: lambda obj: (_plain_dict_of, (type(obj), dict(obj))),
+        _VersionedKeyStore: _versions_reduce,
         collections.defaultdict: defaultdict_reduce,
     })  # fmt: skip
     with contextlib.suppress(ImportError):  # moto's KMS and IAM keep private keys (Rust objects)
