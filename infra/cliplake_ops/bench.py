@@ -30,6 +30,7 @@ from cliplake.adapters.s3 import Lake
 from cliplake.contracts import Attribution
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
+from cliplake.services import get_services
 from cliplake.settings import FEATURES, get_settings
 
 SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "cellauto", "life"]
@@ -91,6 +92,7 @@ def bench_hops(n: int, durable: bool = False) -> dict[str, list[float]]:
         LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, data_dir=Path(tmp) / "data" if durable else None) as cloud,
     ):
         get_settings.cache_clear()
+        get_services.cache_clear()  # the handlers' clients of a previous cloud in this process
         settings = get_settings()
         lake, catalog = Lake(settings.bucket), Catalog(settings.catalog_table)
         clips = make_clips(Path(tmp), n)
