@@ -447,6 +447,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if args.headless:
         cmd += ["--server.headless", "true"]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the dashboard and the cloud it started, cleanly
     try:
         return subprocess.call(cmd, env=env, cwd=root)
     except KeyboardInterrupt:

@@ -489,15 +489,19 @@ def _install_moto_patches() -> None:
             if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
                 raise EntityTooSmall()
             md5s.extend(codecs.decode(part.etag.replace('"', ""), "hex"))
-            if checksum_builder.checksum_algorithm:  # reads the part (one at a time) only when asked for
-                checksum_builder.addPart(part.value)
+            if checksum_builder.checksum_type == "COMPOSITE":
+                checksum_builder.addPart(part.value)  # one part in memory at a time
             parts.append(part)
             last = part
         if not parts:
             raise MalformedXML
         full_etag = md5_hash()
         full_etag.update(bytes(md5s))
-        return PartsValue(parts), f"{full_etag.hexdigest()}-{len(parts)}", checksum_builder.build()
+        if checksum_builder.checksum_type == "COMPOSITE":
+            checksum = checksum_builder.build()
+        else:  # moto joins the whole object in memory for a full-object checksum: computed over the files instead
+            checksum = _full_object_checksum(checksum_builder, parts)
+        return PartsValue(parts), f"{full_etag.hexdigest()}-{len(parts)}", checksum
 
     if hasattr(s3_models.MultipartChecksumBuilder, "__init__"):
         s3_models.FakeMultipart.complete = complete
@@ -543,6 +547,48 @@ def _install_moto_patches() -> None:
             hook(self.execution)
 
     sfn_execution.BaseExecutionWorkerCommunication.terminated = on_terminated
+
+
+def _full_object_checksum(builder: Any, parts: list[Any]) -> Any:
+    """moto's full-object checksum of a multipart upload, read from the parts' files in chunks."""
+    import base64
+    import binascii
+    import hashlib
+
+    from moto.s3 import utils as s3_utils
+
+    algorithm = builder.checksum_algorithm
+    crc_only = algorithm == "CRC32" or (algorithm == "CRC64NVME" and not getattr(s3_utils, "HAS_CRT", False))
+    if algorithm == "CRC32C":
+        try:
+            import crc32c  # noqa: F401 - moto uses it when present: then let moto compute it
+        except ImportError:
+            crc_only = True
+    if not crc_only and algorithm not in ("SHA1", "SHA256"):
+        for part in parts:
+            builder.addPart(part.value)
+        return builder.build()
+    digest: Any = hashlib.sha1() if algorithm == "SHA1" else hashlib.sha256() if algorithm == "SHA256" else None  # noqa: S324 - the S3 checksum asked for
+    crc = 0
+    for part in parts:
+        for chunk in _chunks_of(part._value_buffer):
+            if digest is not None:
+                digest.update(chunk)
+            else:
+                crc = binascii.crc32(chunk, crc)
+    raw = digest.digest() if digest is not None else crc.to_bytes(4, "big")
+    return builder.checksum_type, base64.b64encode(raw).decode(), 1
+
+
+def _chunks_of(body: Any) -> Iterator[bytes]:
+    if isinstance(body, FileBody) and body.name:
+        with body.path.open("rb") as f:
+            while chunk := f.read(8 << 20):
+                yield chunk
+        return
+    body.seek(0)
+    while chunk := body.read(8 << 20):
+        yield chunk
 
 
 def _link_latest(key: Any) -> None:
