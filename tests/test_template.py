@@ -41,6 +41,8 @@ OUTPUTS = {
     "RawVideoDLQUrl",
     "CompletionDLQUrl",
     "SummaryDLQUrl",
+    "SegmentQueueUrl",
+    "SegmentDLQUrl",
     "BatchStateMachineArn",
     "NotificationsTopicArn",
     "BatchQueueUrl",
@@ -132,6 +134,7 @@ def test_every_queue_has_a_dead_letter_queue(cfn):
         assert "RedrivePolicy" not in queues[dlq]["Properties"]
     assert {lid: queues[lid]["Properties"]["RedrivePolicy"]["maxReceiveCount"] for lid in dlqs} == {
         "RawVideoQueue": 15,
+        "SegmentQueue": 15,
         "CompletionQueue": 5,
         "SummaryQueue": 5,
         "BatchQueue": 3,
@@ -158,6 +161,7 @@ def test_each_function_is_fed_by_one_queue_with_partial_batch_responses(cfn):
         "IndexFunction": ("SummaryQueue", 10),
         "BatchFunction": ("BatchQueue", 1),
         "IngestFunction": ("IngestQueue", 1),
+        "SegmentFunction": ("SegmentQueue", 1),
     }
 
 
@@ -298,11 +302,16 @@ def test_email_subscription_only_with_an_address(sam):
 
 
 def test_task_token_permissions_are_scoped_to_the_state_machine(cfn):
-    for fn in ("AnalyzeFunction", "FinalizeFunction", "IndexFunction", "BatchFunction", "IngestFunction"):
+    beating = {"AnalyzeFunction", "FinalizeFunction", "SegmentFunction"}  # they send heartbeats as a video advances
+    for fn in ("AnalyzeFunction", "FinalizeFunction", "IndexFunction", "BatchFunction", "IngestFunction",
+               "SegmentFunction"):  # fmt: skip
         statements = [s for s in _statements(cfn, f"{fn}Role") if any(a.startswith("states:") for a in
                                                                           _as_list(s["Action"]))]  # fmt: skip
         assert len(statements) == 1, fn
-        assert set(statements[0]["Action"]) == {"states:SendTaskSuccess", "states:SendTaskFailure"}, fn
+        expected = {"states:SendTaskSuccess", "states:SendTaskFailure"} | (
+            {"states:SendTaskHeartbeat"} if fn in beating else set()
+        )
+        assert set(statements[0]["Action"]) == expected, fn
         assert _ref_id(statements[0]["Resource"]) == "BatchStateMachine", fn
 
 

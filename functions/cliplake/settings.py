@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         default="labels,moderation,segments,text",
         description="Which Rekognition analyses run (each billed per minute): labels, moderation, segments, text.",
     )
+    # Long videos: transcoded by a fan-out of segment invocations (SegmentFunction) instead of one analyze run.
+    segment_queue_url: str = Field(default="", description="Queue of segment tasks (SegmentFunction).")
+    single_pass_max_s: float = Field(
+        default=600.0, gt=0, description="Longest non-H.264 video analyze transcodes itself; longer ones fan out."
+    )
+    segment_length_s: float = Field(default=120.0, gt=0, description="Source seconds per segment invocation.")
+    max_segments: int = Field(default=100, ge=1, le=1000, description="Most segments per video (fan-out width).")
     # Sources (ingest).
     contact_email: str = Field(default="", description="Contact address sent in the Wikimedia User-Agent.")
     wikimedia_api_url: str = "https://commons.wikimedia.org/w/api.php"
