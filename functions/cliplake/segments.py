@@ -111,6 +111,12 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
     current = svc.lake.head(raw.key)
     if current is None or current.etag != task.etag:
         return SegmentResult(video_id=vid, outcome="stale", part=task.part, reason="the original changed or is gone")
+    tasks = transcodes(svc)
+    record = tasks.get(vid)
+    if record is None or record.get("etag") != task.etag:
+        return SegmentResult(video_id=vid, outcome="stale", part=task.part, reason="no transcode of this version")
+    if record.get("joined_at"):  # a redelivery after the join: its part is in the rendition (and removed)
+        return SegmentResult(video_id=vid, outcome="skipped", part=task.part, reason="joined already")
     key = raw.part_key(task.part)
     existing = svc.lake.head(key)
     outcome: Literal["encoded", "reused"] = "reused"
@@ -126,7 +132,7 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
                 content_type = "video/mp4"
             svc.lake.upload(out, key, content_type, metadata={PART_METADATA: task.etag}, tags=PART_TAGS)
         outcome = "encoded"
-    record = transcodes(svc).part_done(vid, task.etag, task.part)
+    record = tasks.part_done(vid, task.etag, task.part)
     if record is None:
         return SegmentResult(video_id=vid, outcome="stale", part=task.part, reason="no transcode of this version")
     heartbeat_video(svc, vid, f"part {task.part}")

@@ -1,0 +1,129 @@
+"""Long videos on the local cloud: a fan-out of segment invocations (each message delivered twice) transcodes a
+3-minute Theora video in 30 s segments, joins it once and analyses it; a 7-hour video is refused at once."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+
+import pytest
+from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
+
+import cliplake.segments as segments
+from cliplake.adapters.transcodes import Transcodes
+from cliplake.contracts import SegmentTask, VideoSummary
+from cliplake.handlers.segment import handler as segment_handler
+from cliplake.lake import parse_raw_key, video_id_for
+from cliplake.media import ffmpeg_exe
+from cliplake.services import get_services
+from cliplake.settings import get_settings
+from cliplake_ops.cli import drop_files, wait_for_videos
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def short_segments(monkeypatch):
+    """The stack's settings for this test: fan out above 60 s, 30 s segments (every function reads them)."""
+    monkeypatch.setenv("CLIPLAKE_SINGLE_PASS_MAX_S", "60")
+    monkeypatch.setenv("CLIPLAKE_SEGMENT_LENGTH_S", "30")
+    get_settings.cache_clear()
+    get_services.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    get_services.cache_clear()
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How often each ffmpeg step of the segment stage runs."""
+    calls: Counter[str] = Counter()
+    for name in ("encode_segment", "encode_audio", "join_parts"):
+        real = getattr(segments, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(segments, name, counting)
+    return calls
+
+
+def _twice(event, context):
+    """Every segment message delivered twice in a row (a redelivery after a lost acknowledgement)."""
+    segment_handler(event, context)
+    return segment_handler(event, context)
+
+
+def _table_items(cloud, vid):
+    r = cloud.client("dynamodb").query(
+        TableName=cloud.outputs["CatalogTableName"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"VIDEO#{vid}"}},
+        ConsistentRead=True,
+    )
+    return sorted(r["Items"], key=lambda i: i["sk"]["S"])
+
+
+def test_a_long_video_is_transcoded_by_segments_joined_once_and_analysed(
+    cloud, lake, catalog, short_segments, counted, tmp_path
+):
+    src = make_source(tmp_path / "lecture.ogv", SOURCES["ogv"])
+    jobs_before = cloud.rekognition.job_count()
+    with cloud.dispatcher.override(SegmentFunction=_twice):
+        [key] = drop_files(lake, [src], campaign="segments")
+        [video] = wait_for_videos(catalog, [key], timeout_s=300)
+        cloud.wait_idle(timeout=120)
+    assert video["status"] == "INDEXED", video.get("reason")
+    raw, vid = parse_raw_key(key), video_id_for(key)
+    record = Transcodes(catalog.table, catalog.client).get(vid)
+    assert len(record["splits"]) == 6 and record["joined_at"]
+    assert set(record["done"]) == set(record["parts"]) == {f"v{i:05d}.mp4" for i in range(6)} | {"audio.m4a"}
+    # Delivered twice, each part was encoded once and the rendition joined once; one analysis (3 jobs) ran.
+    assert counted == {"encode_segment": 6, "encode_audio": 1, "join_parts": 1}
+    assert cloud.rekognition.job_count() == jobs_before + 3
+    listed = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=raw.parts_prefix)
+    assert listed.get("KeyCount", 0) == 0  # the parts are removed after the join
+
+    rendition = lake.download(raw.rendition_key, tmp_path / "rendition.mp4")
+    assert frame_count(rendition) == frame_count(src) == 180 * RATE
+    assert abs(video_seconds(rendition) - 180) <= 1 / RATE
+    assert abs(audio_seconds(rendition) - audio_seconds(src)) <= 1 / RATE
+    summary = VideoSummary.model_validate_json(lake.get_text(raw.summary_key))
+    assert summary.provenance.transcoded and summary.provenance.analysed_key == raw.rendition_key
+
+    # Every segment task sent again after the join changes nothing.
+    rendition_etag, items = lake.head(raw.rendition_key).etag, _table_items(cloud, vid)
+    tasks = [
+        SegmentTask(kind="video", bucket=lake.bucket, raw_key=key, etag=record["etag"], index=i, start=s,
+                    end=(record["splits"] + [None])[i + 1]).model_dump_json()
+        for i, s in enumerate(record["splits"])
+    ] + [SegmentTask(kind=k, bucket=lake.bucket, raw_key=key, etag=record["etag"]).model_dump_json()
+         for k in ("audio", "join")]  # fmt: skip
+    sqs = cloud.client("sqs")
+    for body in tasks:
+        sqs.send_message(QueueUrl=cloud.outputs["SegmentQueueUrl"], MessageBody=body)
+    cloud.wait_idle(timeout=120)
+    assert counted == {"encode_segment": 6, "encode_audio": 1, "join_parts": 1}
+    assert lake.head(raw.rendition_key).etag == rendition_etag and _table_items(cloud, vid) == items
+    assert cloud.rekognition.job_count() == jobs_before + 3
+    attrs = sqs.get_queue_attributes(QueueUrl=cloud.outputs["SegmentDLQUrl"], AttributeNames=["All"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_video_longer_than_six_hours_fails_at_once_without_a_transcode(cloud, lake, catalog, counted, tmp_path):
+    """Seven hours in the container's header (three tiny frames 3.5 h apart): refused from the probe alone."""
+    src = tmp_path / "seven hours.webm"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=size=32x32:rate=1:duration=3",
+         "-vf", "setpts=N*12600/TB", "-fps_mode", "passthrough", "-c:v", "libvpx", "-b:v", "10k", str(src)],
+        check=True,
+    )  # fmt: skip
+    [key] = drop_files(lake, [src], campaign="segments")
+    [video] = wait_for_videos(catalog, [key], timeout_s=120)
+    assert video["status"] == "FAILED"
+    assert video["reason"] == "video is 7.0 h long; Rekognition Video takes at most 6 h"
+    raw = parse_raw_key(key)
+    assert lake.head(raw.rendition_key) is None and not counted
+    assert Transcodes(catalog.table, catalog.client).get(video_id_for(key)) is None
