@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from batchkit import history, wait_execution
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
 from cliplake.adapters.transcodes import Transcodes
+from cliplake.batches import complete_video, heartbeat_video
 from cliplake.contracts import SegmentTask, VideoSummary
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, video_id_for
@@ -20,6 +26,7 @@ from cliplake.settings import get_settings
 from cliplake_ops.cli import drop_files, wait_for_videos
 
 pytestmark = pytest.mark.e2e
+ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
 
 
 @pytest.fixture
@@ -127,3 +134,55 @@ def test_a_video_longer_than_six_hours_fails_at_once_without_a_transcode(cloud, 
     raw = parse_raw_key(key)
     assert lake.head(raw.rendition_key) is None and not counted
     assert Transcodes(catalog.table, catalog.client).get(video_id_for(key)) is None
+
+
+def _item_machine(cloud, queue_url: str, heartbeat_s: int) -> str:
+    """The batch's per-video item (the real `Video` task and its Catch) as a state machine of its own, its
+    HeartbeatSeconds scaled down to `heartbeat_s` and its task sent to `queue_url`."""
+    definition = json.loads(ASL.read_text())
+    item = definition["States"]["Items"]["ItemProcessor"]
+    video = item["States"]["Video"]
+    assert video["HeartbeatSeconds"] == 3600 and video["TimeoutSeconds"] > 6 * 3600  # what the batch uses
+    video["HeartbeatSeconds"] = heartbeat_s
+    video["Parameters"]["QueueUrl"] = queue_url
+    item.pop("ProcessorConfig")
+    sfn = cloud.client("stepfunctions")
+    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/item-test"
+    return sfn.create_state_machine(name=f"item-{uuid.uuid4().hex[:8]}", definition=json.dumps(item),
+                                    roleArn=role)["stateMachineArn"]  # fmt: skip
+
+
+def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(cloud, catalog):
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
+    queue_url = sqs.create_queue(QueueName=f"items-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = _item_machine(cloud, queue_url, heartbeat_s=2)
+    runs = {}
+    for name in ("worked", "stuck"):
+        vid = f"vheartbeat{name}{uuid.uuid4().hex[:6]}"
+        item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": {"video_id": vid}}
+        runs[name] = (vid, sfn.start_execution(stateMachineArn=arn, name=vid, input=json.dumps(item))["executionArn"])
+    tokens = {}
+    while len(tokens) < 2:
+        for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+            body = json.loads(m["Body"])
+            tokens[body["input"]["item"]["video_id"]] = body["token"]
+    svc = get_services()
+    vid, worked = runs["worked"]
+    catalog.put_task(vid, tokens[vid], "b")
+    deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
+    while time.monotonic() < deadline:
+        assert heartbeat_video(svc, vid, "segment done")
+        time.sleep(1)
+    assert sfn.describe_execution(executionArn=worked)["status"] == "RUNNING"
+    assert complete_video(svc, vid, ok=True)
+    assert json.loads(wait_execution(sfn, worked, 30)["output"])["status"] == "INDEXED"
+    assert not heartbeat_video(svc, vid, "after the end")  # a completed item gets no more heartbeats
+
+    # No heartbeat: timed out after 2 s (its TimeoutSeconds is days), caught per video. AWS names the error
+    # States.HeartbeatTimeout; moto's interpreter reports the TaskTimedOut as States.Timeout (Catch matches both).
+    stuck = wait_execution(sfn, runs["stuck"][1], 30)
+    assert stuck["status"] == "SUCCEEDED"
+    output = json.loads(stuck["output"])
+    assert output["video_id"] == runs["stuck"][0] and output["status"] == "FAILED"
+    assert output["error"] in {"States.HeartbeatTimeout", "States.Timeout"}
+    assert "TaskTimedOut" in {e["type"] for e in history(sfn, runs["stuck"][1])}
