@@ -7,6 +7,8 @@
 3. `cliplake sql` over the tables of 10,000 videos and the bytes a one-campaign query reads (`sqlbench`).
 4. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
    beside a 30-second polling design, from public per-request prices.
+5. The segmented transcode of a 10-minute 720p WebM beside a single pass, and the modelled wall time of a 2-hour
+   1080p WebM on AWS (`transcode_bench`).
 """
 
 from __future__ import annotations
@@ -238,7 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dashboard", action="store_true", help="skip the dashboard render benchmark")
     parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
     parser.add_argument("--skip-sql", action="store_true", help="skip `cliplake sql` over 10,000 videos")
+    parser.add_argument("--skip-transcode", action="store_true", help="skip the segmented-transcode benchmark")
+    parser.add_argument("--transcode-only", action="store_true", help="only the segmented-transcode benchmark")
+    parser.add_argument("--transcode-seconds", type=int, default=600, help="length of the transcode benchmark's video")
     args = parser.parse_args(argv)
+    if args.transcode_only:
+        from cliplake_ops import transcode_bench
+
+        transcode_bench.run(print, seconds=args.transcode_seconds)
+        return 0
     report_costs()
     report_feature_costs()
     if args.cost_only:
@@ -266,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         sqlbench.run(print)
+    if not args.skip_transcode:
+        from cliplake_ops import transcode_bench
+
+        print()
+        transcode_bench.run(print, seconds=args.transcode_seconds)
     return 0
 
 
