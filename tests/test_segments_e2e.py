@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from batchkit import history, wait_execution
@@ -17,12 +18,13 @@ from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source
 import cliplake.segments as segments
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.batches import complete_video, heartbeat_video
-from cliplake.contracts import SegmentTask, VideoSummary
+from cliplake.contracts import BatchItem, SegmentTask, VideoSummary
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
 from cliplake.settings import get_settings
+from cliplake.sources.models import Candidate
 from cliplake_ops.cli import drop_files, wait_for_videos
 
 pytestmark = pytest.mark.e2e
@@ -186,3 +188,85 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
     assert output["video_id"] == runs["stuck"][0] and output["status"] == "FAILED"
     assert output["error"] in {"States.HeartbeatTimeout", "States.Timeout"}
     assert "TaskTimedOut" in {e["type"] for e in history(sfn, runs["stuck"][1])}
+
+
+def _typical_item(i: int) -> dict:
+    """A planned item as the Plan state returns it, for a Commons video with typical field lengths."""
+    title = f"File:Lecture on the history of the river valley, part {i} (1962).webm"
+    candidate = Candidate(
+        source="wikimedia", source_id=str(10_000_000 + i), title=title, author="Example Archive of Public Films",
+        author_url="https://commons.wikimedia.org/wiki/User:Example_Archive", licence="CC BY-SA 4.0",
+        page_url=f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'))}",
+        licence_url="https://creativecommons.org/licenses/by-sa/4.0/", size=734_003_200, size_exact=False,
+        download_url=f"https://upload.wikimedia.org/wikipedia/commons/transcoded/a/ab/{quote(title[5:])}/"
+                     f"{quote(title[5:])}.720p.vp9.webm",
+        sha1="3f786850e387550fdab836ed7e6dc881de23001b", source_sha1="89e6c98d92887913cadf06b2adb97f26cde4849b",
+        mime="video/webm", width=1280, height=720, duration_s=3600.0, query="river valley", rendition="720p.vp9.webm",
+        modifications=["transcoded by Wikimedia Commons to 720p VP9"],
+    )  # fmt: skip
+    raw = f"media-raw/video/wikimedia/history/20261201_060000/{title[5:]}"
+    return BatchItem(video_id=video_id_for(raw), source="wikimedia", source_id=candidate.source_id, title=title,
+                     raw_key=raw, candidate=candidate.model_dump(mode="json")).model_dump(mode="json")  # fmt: skip
+
+
+def _batch_run(cloud, items: int, fail_every: int) -> dict:
+    """The batch state machine (the real definition, its queues replaced by scratch ones this test answers) run
+    over `items` planned videos, every `fail_every`-th failed by its stage: its history and payload sizes."""
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
+    queues = {name: sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("b", "i")}
+    definition = ASL.read_text()
+    for key, value in {"BatchQueueUrl": queues["b"], "IngestQueueUrl": queues["i"],
+                       "NotificationsTopicArn": cloud.outputs["NotificationsTopicArn"]}.items():  # fmt: skip
+        definition = definition.replace("${" + key + "}", value)
+    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/events-test"
+    arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
+    name = f"events-{items}-{uuid.uuid4().hex[:6]}"
+    execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
+    plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
+            "items": [_typical_item(i) for i in range(items)]}  # fmt: skip
+    sizes = {"plan": len(json.dumps(plan))}
+    answered = 0
+    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+        for queue, url in queues.items():
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+                body = json.loads(m["Body"])
+                if queue == "b" and body["task"] == "plan":
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
+                elif queue == "b":
+                    sizes["results"] = len(json.dumps(body["results"]))
+                    summary = {"subject": "cliplake batch", "message": "done", "batch_id": name}
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(summary))
+                elif answered % fail_every == fail_every - 1:
+                    sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
+                    answered += 1
+                else:
+                    vid = body["input"]["item"]["video_id"]
+                    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(
+                        {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
+                    answered += 1
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+    return {"events": len(history(sfn, execution)), **sizes}
+
+
+def test_a_batch_of_1000_videos_fits_step_functions_quotas_as_measured_per_item(cloud):
+    """Events and payload per item, measured on the batch definition in the local cloud (a fifth of the items
+    failing, which takes the longer Catch path), extrapolated to 1,000 items against Step Functions' quotas."""
+    small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 15, 5)
+    per_item = {k: (large[k] - small[k]) / 10 for k in ("events", "plan", "results")}
+    fixed_events = small["events"] - 5 * per_item["events"]
+    events_1000 = fixed_events + 1000 * per_item["events"]
+    plan_1000 = small["plan"] + 995 * per_item["plan"]
+    results_1000 = small["results"] + 995 * per_item["results"]
+    print(f"per item: {per_item['events']:.1f} events, {per_item['plan']:.0f} B planned, "
+          f"{per_item['results']:.0f} B of results; 1000 items: {events_1000:.0f} events (quota 25,000), "
+          f"plan {plan_1000 / 1024:.0f} KiB and results {results_1000 / 1024:.0f} KiB (quota 256 KiB)")  # fmt: skip
+    assert 5 <= per_item["events"] <= 12  # every item: Map iteration + task events, the Catch path included
+    assert events_1000 < 25_000  # the history fits an inline Map, heartbeats add no events
+    assert results_1000 < 256 * 1024  # the Map's output fits too
+    # The plan does not: 1,000 planned items are several times Step Functions' 256 KiB payload quota. A batch
+    # therefore plans at most `max_batch_size` items (100 by default: within the quota with room to spare).
+    assert plan_1000 > 256 * 1024
+    assert small["plan"] + 95 * per_item["plan"] < 256 * 1024
