@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -12,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from batchkit import history, wait_execution
+from batchkit import history, max_overlap, wait_execution
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
@@ -26,6 +27,7 @@ from cliplake.services import get_services
 from cliplake.settings import get_settings
 from cliplake.sources.models import Candidate
 from cliplake_ops.cli import drop_files, wait_for_videos
+from cliplake_ops.localcloud.dispatcher import Dispatcher
 
 pytestmark = pytest.mark.e2e
 ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
@@ -59,10 +61,16 @@ def counted(monkeypatch):
     return calls
 
 
+INVOCATIONS: list[tuple[float, float]] = []
+
+
 def _twice(event, context):
     """Every segment message delivered twice in a row (a redelivery after a lost acknowledgement)."""
+    start = time.monotonic()
     segment_handler(event, context)
-    return segment_handler(event, context)
+    response = segment_handler(event, context)
+    INVOCATIONS.append((start, time.monotonic()))
+    return response
 
 
 def _table_items(cloud, vid):
@@ -92,6 +100,7 @@ def test_a_long_video_is_transcoded_by_segments_joined_once_and_analysed(
     # Delivered twice, each part was encoded once and the rendition joined once; one analysis (3 jobs) ran.
     assert counted == {"encode_segment": 6, "encode_audio": 1, "join_parts": 1}
     assert cloud.rekognition.job_count() == jobs_before + 3
+    assert max_overlap(INVOCATIONS) >= 2  # the dispatcher ran segment invocations side by side
     listed = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=raw.parts_prefix)
     assert listed.get("KeyCount", 0) == 0  # the parts are removed after the join
 
@@ -270,3 +279,16 @@ def test_a_batch_of_1000_videos_fits_step_functions_quotas_as_measured_per_item(
     # therefore plans at most `max_batch_size` items (100 by default: within the quota with room to spare).
     assert plan_1000 > 256 * 1024
     assert small["plan"] + 95 * per_item["plan"] < 256 * 1024
+
+
+def test_the_segment_function_scales_to_its_maximum_concurrency_capped_by_the_machine(cloud):
+    mappings = {m.function.logical_id: m for m in cloud.dispatcher.mappings}
+    segment = mappings["SegmentFunction"]
+    assert segment.max_concurrency == 100  # the template's SegmentConcurrency (ScalingConfig MaximumConcurrency)
+    assert {m.max_concurrency for lid, m in mappings.items() if lid != "SegmentFunction"} == {1}
+    assert cloud.dispatcher.pollers(segment) == min(100, cloud.dispatcher.max_pollers) >= 2
+    assert Dispatcher([], max_pollers=500).pollers(segment) == 100
+    assert Dispatcher([], max_pollers=1).pollers(segment) == 1
+    assert sum(t.name.startswith("esm-SegmentFunction") for t in threading.enumerate()) == cloud.dispatcher.pollers(
+        segment
+    )

@@ -203,7 +203,7 @@ def failed_ids(response: Any, message_ids: list[str], report_batch_item_failures
 
 class Dispatcher:
     """Runs the mappings: one poller thread each, handlers called in-process. A mapping with a ScalingConfig
-    `MaximumConcurrency` gets that many pollers, at most `max_pollers` (the machine's cores, by default): its
+    `MaximumConcurrency` gets that many pollers, at most `max_pollers` (the machine's cores, at least 2): its
     invocations run in parallel, as Lambda scales an SQS event source up to the cap.
 
     `handlers` maps a function's logical id to a callable used instead of the template's `Handler`
@@ -227,7 +227,7 @@ class Dispatcher:
         self.region = region
         self.backoff = backoff or Backoff()
         self.poll_wait_s = poll_wait_s
-        self.max_pollers = max(1, max_pollers or os.cpu_count() or 1)
+        self.max_pollers = max(1, max_pollers or max(2, os.cpu_count() or 1))
         self.stats: dict[str, dict[str, int]] = {
             m.function.logical_id: {"invocations": 0, "records": 0, "failures": 0} for m in self.mappings
         }
