@@ -363,3 +363,29 @@ def test_lambda_package_fits(sam):
         files = [*Path(target).rglob("*"), *(ROOT / "functions" / "cliplake").rglob("*")]
         size = sum(p.stat().st_size for p in files if p.is_file())
     assert size < 250 * 1024 * 1024, f"{size / 2**20:.0f} MB"
+
+
+def test_the_segment_function_has_its_own_size_timeout_and_concurrency_cap(sam, cfn):
+    props = sam["Resources"]["SegmentFunction"]["Properties"]
+    assert (props["MemorySize"], props["Timeout"], props["EphemeralStorage"]["Size"]) == (3008, 900, 10240)
+    [esm] = [m for m in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+             if _ref_id(m["Properties"]["FunctionName"]) == "SegmentFunction"]  # fmt: skip
+    assert _ref_id(esm["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == "SegmentConcurrency"
+    params = sam["Parameters"]
+    assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 120)
+    assert (params["MaxSegments"]["Default"], params["SinglePassMaxSeconds"]["Default"]) == (100, 600)
+    env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env)
+    # It may delete parts only, never an original, a rendition or a summary.
+    deletes = [s for s in _statements(cfn, "SegmentFunctionRole") if "s3:DeleteObject" in _as_list(s["Action"])]
+    assert [str(s["Resource"]) for s in deletes] == [
+        str({"Fn::Sub": "${MediaBucket.Arn}/media-processed/*_h264.parts/*"})
+    ]
+
+
+def test_parts_left_behind_expire_by_a_lifecycle_rule(sam):
+    from cliplake.segments import PART_TAGS
+
+    [rule] = sam["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] >= 1
+    assert {t["Key"]: t["Value"] for t in rule["TagFilters"]} == PART_TAGS  # what the segment stage tags parts with
