@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,13 +19,13 @@ from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source
 
 import cliplake.segments as segments
 from cliplake.adapters.transcodes import Transcodes
+from cliplake.analyze import analyze_object
 from cliplake.batches import complete_video, heartbeat_video
-from cliplake.contracts import BatchItem, SegmentTask, VideoSummary
+from cliplake.contracts import BatchItem, ObjectRef, S3NotificationSqsRecord, SegmentTask, VideoSummary
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
-from cliplake.settings import get_settings
 from cliplake.sources.models import Candidate
 from cliplake_ops.cli import drop_files, wait_for_videos
 from cliplake_ops.localcloud.dispatcher import Dispatcher
@@ -33,17 +34,15 @@ pytestmark = pytest.mark.e2e
 ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
 
 
-@pytest.fixture
-def short_segments(monkeypatch):
-    """The stack's settings for this test: fan out above 60 s, 30 s segments (every function reads them)."""
-    monkeypatch.setenv("CLIPLAKE_SINGLE_PASS_MAX_S", "60")
-    monkeypatch.setenv("CLIPLAKE_SEGMENT_LENGTH_S", "30")
-    get_settings.cache_clear()
-    get_services.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    get_services.cache_clear()
+def _analyze_with_short_segments(event, context):
+    """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
+    reads for the fan-out; the segment stage takes its ranges from the tasks)."""
+    svc = get_services()
+    svc = replace(svc, settings=svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
+    for record in event["Records"]:
+        for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
+            analyze_object(svc, ObjectRef.from_event(s3_event))
+    return {"batchItemFailures": []}
 
 
 @pytest.fixture
@@ -83,12 +82,10 @@ def _table_items(cloud, vid):
     return sorted(r["Items"], key=lambda i: i["sk"]["S"])
 
 
-def test_a_long_video_is_transcoded_by_segments_joined_once_and_analysed(
-    cloud, lake, catalog, short_segments, counted, tmp_path
-):
+def test_a_long_video_is_transcoded_by_segments_joined_once_and_analysed(cloud, lake, catalog, counted, tmp_path):
     src = make_source(tmp_path / "lecture.ogv", SOURCES["ogv"])
     jobs_before = cloud.rekognition.job_count()
-    with cloud.dispatcher.override(SegmentFunction=_twice):
+    with cloud.dispatcher.override(SegmentFunction=_twice, AnalyzeFunction=_analyze_with_short_segments):
         [key] = drop_files(lake, [src], campaign="segments")
         [video] = wait_for_videos(catalog, [key], timeout_s=300)
         cloud.wait_idle(timeout=120)

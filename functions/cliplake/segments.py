@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import boto3
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
@@ -55,11 +53,6 @@ def fans_out(svc: Services, probed: Probe) -> bool:
     return probed.duration_s > svc.settings.single_pass_max_s
 
 
-@lru_cache(maxsize=4)
-def _sqs() -> Any:
-    return boto3.client("sqs")
-
-
 def transcodes(svc: Services) -> Transcodes:
     return Transcodes(svc.settings.catalog_table, svc.catalog.client)
 
@@ -67,7 +60,7 @@ def transcodes(svc: Services) -> Transcodes:
 def segment_queue(svc: Services) -> SegmentQueue:
     if not svc.settings.segment_queue_url:
         raise RuntimeError("CLIPLAKE_SEGMENT_QUEUE_URL is not set: long videos cannot be transcoded in segments")
-    return SegmentQueue(svc.settings.segment_queue_url, _sqs())
+    return SegmentQueue(svc.settings.segment_queue_url, svc.sqs)
 
 
 # --------------------------------------------------------------------------------------------------- fan-out
