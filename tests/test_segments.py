@@ -18,6 +18,7 @@ from cliplake.media import (
     encode_segment,
     ffmpeg_exe,
     join_parts,
+    keyframe_args,
     keyframe_at_or_before,
     plan_splits,
     probe,
@@ -134,6 +135,17 @@ def test_segmented_transcode_matches_the_source_and_a_single_pass(kind, sources,
     for split in splits[1:]:  # the second around every join, frame by frame, against the single pass
         psnr, compared = min_psnr(tmp_path / "joined.mp4", single, split - 0.5, split + 0.5)
         assert compared == RATE and psnr >= 35.0, (split, psnr)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_finding_a_keyframe_reads_a_small_part_of_the_file(kind, sources):
+    """The index is read by seeking: ffmpeg's own I/O statistics for one split point (WebM: its Cues; Ogg: a
+    bisection over pages) stay a small fraction of the file, which is never read whole."""
+    src = sources[kind]
+    err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "verbose", *keyframe_args(src, 90.0)],
+                         capture_output=True, text=True, check=True).stderr  # fmt: skip
+    read = sum(int(n) for n in re.findall(r"Statistics: (\d+) bytes read", err))
+    assert 0 < read < src.stat().st_size / 4, (read, src.stat().st_size)  # measured: WebM ≈ 1 %, Ogg ≈ 17 %
 
 
 def test_a_range_starting_off_a_keyframe_would_show_at_the_join(sources, tmp_path):

@@ -191,17 +191,19 @@ def _run_ffmpeg(args: list[str], what: str, timeout_s: float) -> str:
     return proc.stdout
 
 
+def keyframe_args(source: str | Path, t: float) -> list[str]:
+    """ffmpeg's arguments that seek `source` to `t` with its index and print the first video packet it lands on."""
+    return [*_input_options(source), "-copyts", "-ss", f"{t:.6f}", "-noaccurate_seek", "-i", str(source),
+            "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"]  # fmt: skip
+
+
 def keyframe_at_or_before(source: str | Path, t: float, timeout_s: float = 60) -> float:
     """The time of the video keyframe the demuxer seeks to for `t`: the last indexed keyframe at or before it.
 
     Reads the container's index (WebM Cues, MP4 sample tables, Ogg by bisection) and one packet, with range
     requests when `source` is a URL: never the whole file.
     """
-    out = _run_ffmpeg(
-        [*_input_options(source), "-copyts", "-ss", f"{t:.6f}", "-noaccurate_seek", "-i", str(source),
-         "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"],
-        "reading the keyframe index", timeout_s,
-    )  # fmt: skip
+    out = _run_ffmpeg(keyframe_args(source, t), "reading the keyframe index", timeout_s)
     tb, pkt = _FRAMECRC_TB_RE.search(out), _FRAMECRC_PKT_RE.search(out)
     if not tb or not pkt:
         raise MediaError(f"no video packet found near {t:.1f} s")
