@@ -107,6 +107,24 @@ def test_nominal_splits_honour_the_segment_length_and_the_fan_out_width():
         plan_splits(180, 0, 100)
 
 
+def test_a_video_fans_out_when_too_long_or_too_many_pixels_for_one_invocation():
+    from types import SimpleNamespace
+
+    from cliplake.media import Probe
+    from cliplake.segments import fans_out, single_pass_estimate_s
+
+    svc = SimpleNamespace(settings=SimpleNamespace(single_pass_max_s=600.0))
+
+    def video(w, h, seconds, fps=30.0):
+        return Probe("matroska,webm", "vp9", w, h, fps, seconds, True)
+
+    assert not fans_out(svc, video(1920, 1080, 600))  # 10 min of 1080p: ≈ 580 s in one invocation
+    assert single_pass_estimate_s(video(1920, 1080, 600)) == pytest.approx(583, abs=1)
+    assert fans_out(svc, video(1920, 1080, 601))  # longer than the setting
+    assert fans_out(svc, video(3840, 2160, 300))  # 5 min of 4K: ≈ 1170 s, past the budget
+    assert not fans_out(svc, video(3840, 2160, 120))
+
+
 @pytest.mark.parametrize("kind", sorted(SOURCES))
 def test_segmented_transcode_matches_the_source_and_a_single_pass(kind, sources, tmp_path):
     src = sources[kind]

@@ -48,9 +48,21 @@ class SegmentResult(BaseModel):
     reason: str = ""
 
 
+#: libx264 with TRANSCODE_ARGS encoded 73 fps of 1080p on 2 cores (FACTS.md): 151 Mpx/s; analyze's 3008 MB is
+#: ≈ 1.7 vCPU, and real footage is ≈ 2x harder than the synthetic source measured: ≈ 64 Mpx/s in Lambda.
+SINGLE_PASS_PIXELS_PER_S = 64e6
+SINGLE_PASS_BUDGET_S = 600.0  # of the 900 s invocation: the rest for the download, the probe and the upload
+
+
+def single_pass_estimate_s(probed: Probe) -> float:
+    """The seconds one analyze invocation would take to transcode the video (0 when its frame rate is unknown)."""
+    return probed.duration_s * probed.fps * probed.width * probed.height / SINGLE_PASS_PIXELS_PER_S
+
+
 def fans_out(svc: Services, probed: Probe) -> bool:
-    """Whether a video to transcode is too long for one invocation (analyze then queues segments instead)."""
-    return probed.duration_s > svc.settings.single_pass_max_s
+    """Whether a video to transcode is too long for one invocation (analyze then queues segments instead): longer
+    than `single_pass_max_s`, or too many pixels to encode in the budget (a 4K video of a few minutes)."""
+    return probed.duration_s > svc.settings.single_pass_max_s or single_pass_estimate_s(probed) > SINGLE_PASS_BUDGET_S
 
 
 def transcodes(svc: Services) -> Transcodes:
