@@ -287,12 +287,13 @@ def join_parts(
     names = [p if is_url(p) else Path(p).resolve().as_posix() for p in parts]
     if any("'" in str(n) or "\n" in str(n) for n in names):
         raise ValueError("part names must not contain quotes or newlines")
-    listing.write_text("".join(f"file '{n}'\n" for n in names))
-    remote = is_url(str(names[0])) if names else False
-    inputs = ["-f", "concat", "-safe", "0"]
-    if remote:
-        inputs += ["-protocol_whitelist", "file,http,https,tcp,tls,crypto", *_input_options(str(names[0]))]
-    inputs += ["-i", str(listing)]
+    lines = []
+    for n in names:
+        lines.append(f"file '{n}'\n")
+        options = _input_options(str(n))  # each part's own read timeout and certificate checks (ffconcat `option`)
+        lines += [f"option {key.lstrip('-')} {value}\n" for key, value in zip(options[::2], options[1::2], strict=True)]
+    listing.write_text("".join(lines))
+    inputs = ["-f", "concat", "-safe", "0", "-protocol_whitelist", "file,http,https,tcp,tls,crypto", "-i", str(listing)]
     maps = ["-map", "0:v:0"]
     if audio is not None:
         inputs += [*_input_options(audio), "-i", str(audio)]
