@@ -372,7 +372,7 @@ def test_the_segment_function_has_its_own_size_timeout_and_concurrency_cap(sam, 
              if _ref_id(m["Properties"]["FunctionName"]) == "SegmentFunction"]  # fmt: skip
     assert _ref_id(esm["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == "SegmentConcurrency"
     params = sam["Parameters"]
-    assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 120)
+    assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 60)
     assert (params["MaxSegments"]["Default"], params["SinglePassMaxSeconds"]["Default"]) == (100, 600)
     env = sam["Globals"]["Function"]["Environment"]["Variables"]
     assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env)

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     single_pass_max_s: float = Field(
         default=600.0, gt=0, description="Longest non-H.264 video analyze transcodes itself; longer ones fan out."
     )
-    segment_length_s: float = Field(default=120.0, gt=0, description="Source seconds per segment invocation.")
+    segment_length_s: float = Field(default=60.0, gt=0, description="Source seconds per segment invocation.")
     max_segments: int = Field(default=100, ge=1, le=1000, description="Most segments per video (fan-out width).")
     # Sources (ingest).
     contact_email: str = Field(default="", description="Contact address sent in the Wikimedia User-Agent.")

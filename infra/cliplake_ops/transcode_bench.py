@@ -22,6 +22,7 @@ from pathlib import Path
 from cliplake.media import encode_audio, encode_segment, ffmpeg_exe, join_parts, probe, split_points, transcode_to_h264
 
 TARGET_S = 600.0
+REFERENCE_720P_FPS = 151.0  # the project's settings on 2 idle cores, synthetic 720p30 VP9 (FACTS.md)
 
 
 def make_webm(path: Path, seconds: int, size: str = "1280x720", rate: int = 30) -> Path:
@@ -86,17 +87,22 @@ def run(out: Callable[[str], None] = print, seconds: int = 600, segment_s: float
         f"(keyframe plan {plan_s:.2f} s, audio {audio_s:.1f} s, join {join_s:.2f} s)")  # fmt: skip
     out(f"  per segment: median {statistics.median(seg_times):.1f} s, {fps_per_segment:.0f} fps with "
         f"{workers} segments sharing {workers} cores")  # fmt: skip
-    model = model_aws(
-        # a segment with the machine to itself: the measured speed times the segments that shared the cores
-        fps_720p_alone=fps_per_segment * min(workers, len(ranges)),
-        join_bytes_per_s=rendition_bytes / max(join_s, 1e-3),
-        rendition_bytes_per_s=rendition_bytes / source.duration_s,
-        plan_s_per_split=plan_s / max(1, len(splits) - 1),
-        audio_x_realtime=source.duration_s / max(audio_s, 1e-3),
-        workers=workers,
-    )
+    measured = {
+        "join_bytes_per_s": rendition_bytes / max(join_s, 1e-3),
+        "rendition_bytes_per_s": rendition_bytes / source.duration_s,
+        "plan_s_per_split": plan_s / max(1, len(splits) - 1),
+        "audio_x_realtime": source.duration_s / max(audio_s, 1e-3),
+        "workers": workers,
+    }
+    # a segment with the machine to itself: the measured speed times the segments that shared the cores
+    fps_alone = fps_per_segment * min(workers, len(ranges))
+    model = model_aws(fps_720p_alone=fps_alone, **measured)
     for line in model["lines"]:
         out(line)
+    if fps_alone < REFERENCE_720P_FPS / 2:
+        out(f"  (this machine encoded {fps_alone:.0f} fps of 720p per segment today against {REFERENCE_720P_FPS:.0f} "
+            f"measured on an idle one (FACTS.md): with that speed the same model gives "
+            f"{model_aws(fps_720p_alone=REFERENCE_720P_FPS, **measured)['wall_s'] / 60:.1f} min)")  # fmt: skip
     return {"single_s": single_s, "fanout_s": fanout_s, "segments": len(ranges), "model_s": model["wall_s"]}
 
 
@@ -111,7 +117,7 @@ def model_aws(
     duration_s: float = 7200.0,
     fps: float = 30.0,
     concurrency: int = 100,
-    segment_s: float = 120.0,
+    segment_s: float = 60.0,
     max_segments: int = 100,
 ) -> dict:
     """The wall time of a 2-hour 1080p30 WebM fanned out on Lambda, from this run's measurements."""
