@@ -33,6 +33,7 @@ from cliplake.contracts import ObjectRef, SegmentTask, video_part
 from cliplake.lake import RawKey, parse_raw_key
 from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
 from cliplake.services import Services
+from cliplake.tables import write_failed_rows
 
 logger = Logger(service="segment", child=True)
 
@@ -167,6 +168,7 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) ->
             if size > MAX_BYTES:
                 reason = f"the H.264 rendition is {size / 1024**3:.1f} GB; Rekognition Video takes at most 10 GB"
                 svc.catalog.mark_failed(vid, raw.source, reason)
+                write_failed_rows(svc.lake, svc.catalog.get_video(vid) or {"video_id": vid}, reason)
                 complete_video(svc, vid, ok=False, reason=reason)
                 return SegmentResult(video_id=vid, outcome=outcome, reason=reason)
             heartbeat_video(svc, vid, "joined")
