@@ -41,6 +41,8 @@ OUTPUTS = {
     "RawVideoDLQUrl",
     "CompletionDLQUrl",
     "SummaryDLQUrl",
+    "SegmentQueueUrl",
+    "SegmentDLQUrl",
     "BatchStateMachineArn",
     "NotificationsTopicArn",
     "BatchQueueUrl",
@@ -132,6 +134,7 @@ def test_every_queue_has_a_dead_letter_queue(cfn):
         assert "RedrivePolicy" not in queues[dlq]["Properties"]
     assert {lid: queues[lid]["Properties"]["RedrivePolicy"]["maxReceiveCount"] for lid in dlqs} == {
         "RawVideoQueue": 15,
+        "SegmentQueue": 15,
         "CompletionQueue": 5,
         "SummaryQueue": 5,
         "BatchQueue": 3,
@@ -158,6 +161,7 @@ def test_each_function_is_fed_by_one_queue_with_partial_batch_responses(cfn):
         "IndexFunction": ("SummaryQueue", 10),
         "BatchFunction": ("BatchQueue", 1),
         "IngestFunction": ("IngestQueue", 1),
+        "SegmentFunction": ("SegmentQueue", 1),
     }
 
 
@@ -298,11 +302,16 @@ def test_email_subscription_only_with_an_address(sam):
 
 
 def test_task_token_permissions_are_scoped_to_the_state_machine(cfn):
-    for fn in ("AnalyzeFunction", "FinalizeFunction", "IndexFunction", "BatchFunction", "IngestFunction"):
+    beating = {"AnalyzeFunction", "FinalizeFunction", "SegmentFunction"}  # they send heartbeats as a video advances
+    for fn in ("AnalyzeFunction", "FinalizeFunction", "IndexFunction", "BatchFunction", "IngestFunction",
+               "SegmentFunction"):  # fmt: skip
         statements = [s for s in _statements(cfn, f"{fn}Role") if any(a.startswith("states:") for a in
                                                                           _as_list(s["Action"]))]  # fmt: skip
         assert len(statements) == 1, fn
-        assert set(statements[0]["Action"]) == {"states:SendTaskSuccess", "states:SendTaskFailure"}, fn
+        expected = {"states:SendTaskSuccess", "states:SendTaskFailure"} | (
+            {"states:SendTaskHeartbeat"} if fn in beating else set()
+        )
+        assert set(statements[0]["Action"]) == expected, fn
         assert _ref_id(statements[0]["Resource"]) == "BatchStateMachine", fn
 
 
@@ -354,3 +363,29 @@ def test_lambda_package_fits(sam):
         files = [*Path(target).rglob("*"), *(ROOT / "functions" / "cliplake").rglob("*")]
         size = sum(p.stat().st_size for p in files if p.is_file())
     assert size < 250 * 1024 * 1024, f"{size / 2**20:.0f} MB"
+
+
+def test_the_segment_function_has_its_own_size_timeout_and_concurrency_cap(sam, cfn):
+    props = sam["Resources"]["SegmentFunction"]["Properties"]
+    assert (props["MemorySize"], props["Timeout"], props["EphemeralStorage"]["Size"]) == (3008, 900, 10240)
+    [esm] = [m for m in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+             if _ref_id(m["Properties"]["FunctionName"]) == "SegmentFunction"]  # fmt: skip
+    assert _ref_id(esm["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == "SegmentConcurrency"
+    params = sam["Parameters"]
+    assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 60)
+    assert (params["MaxSegments"]["Default"], params["SinglePassMaxSeconds"]["Default"]) == (100, 600)
+    env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env)
+    # It may delete parts only, never an original, a rendition or a summary.
+    deletes = [s for s in _statements(cfn, "SegmentFunctionRole") if "s3:DeleteObject" in _as_list(s["Action"])]
+    assert [str(s["Resource"]) for s in deletes] == [
+        str({"Fn::Sub": "${MediaBucket.Arn}/media-processed/*_h264.parts/*"})
+    ]
+
+
+def test_parts_left_behind_expire_by_a_lifecycle_rule(sam):
+    from cliplake.segments import PART_TAGS
+
+    [rule] = sam["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] >= 1
+    assert {t["Key"]: t["Value"] for t in rule["TagFilters"]} == PART_TAGS  # what the segment stage tags parts with

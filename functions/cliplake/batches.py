@@ -84,6 +84,23 @@ def complete_video(svc: Services, video_id: str, *, ok: bool, reason: str = "", 
     return True
 
 
+def heartbeat_video(svc: Services, video_id: str, step: str) -> bool:
+    """Tell the batch item of a video (if it has an open one) that the video advanced (`step`: a segment done, the
+    join, analysis started, a job finished), so its HeartbeatSeconds follow the work. Never fails the stage."""
+    if svc.tokens is None:
+        return False
+    try:
+        task = svc.catalog.get_task(video_id)
+        if not task or task.get("completed_at") or not task.get("task_token"):
+            return False
+        sent = svc.tokens.heartbeat(task["task_token"])
+    except (ClientError, BotoCoreError) as err:
+        log.warning("heartbeat not sent", extra={"video_id": video_id, "step": step, "error": str(err)})
+        return False
+    log.debug("heartbeat", extra={"video_id": video_id, "step": step})
+    return sent
+
+
 # ---------------------------------------------------------------------------------------------------- plan
 def live_sources(svc: Services) -> tuple[dict[str, Source], dict[str, str]]:
     """The Wikimedia and Pixabay clients, and the reasons a source cannot be used at all."""

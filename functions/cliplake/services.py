@@ -35,6 +35,7 @@ class Services:
     tokens: TaskTokens | None = None
     ssm: Any = None
     secrets: Any = None
+    sqs: Any = None
     _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
 
     def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
@@ -72,6 +73,7 @@ def build_services(settings: Settings) -> Services:
         tokens=TaskTokens(boto3.client("stepfunctions")),
         ssm=boto3.client("ssm"),
         secrets=boto3.client("secretsmanager"),
+        sqs=boto3.client("sqs"),
     )
 
 

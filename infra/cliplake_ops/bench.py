@@ -8,8 +8,10 @@
 3. `cliplake sql` over the tables of 10,000 videos and the bytes a one-campaign query reads (`sqlbench`).
 4. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
    beside a 30-second polling design, from public per-request prices.
-4. The durable local cloud (`persistbench`): resident memory while a 1 GB video is dropped and analysed beside
+5. The durable local cloud (`persistbench`): resident memory while a 1 GB video is dropped and analysed beside
    idle, and the restart time with 10,000 catalogued videos.
+6. The segmented transcode of a 10-minute 720p WebM beside a single pass, and the modelled wall time of a 2-hour
+   1080p WebM on AWS (`transcode_bench`).
 """
 
 from __future__ import annotations
@@ -251,7 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-persistence", action="store_true", help="skip the memory and restart benchmarks")
     parser.add_argument("--gb", type=float, default=1.0, help="size of the video of the memory benchmark, GiB")
     parser.add_argument("--catalogued", type=int, default=10_000, help="catalogued videos for the restart time")
+    parser.add_argument("--skip-transcode", action="store_true", help="skip the segmented-transcode benchmark")
+    parser.add_argument("--transcode-only", action="store_true", help="only the segmented-transcode benchmark")
+    parser.add_argument("--transcode-seconds", type=int, default=600, help="length of the transcode benchmark's video")
     args = parser.parse_args(argv)
+    if args.transcode_only:
+        from cliplake_ops import transcode_bench
+
+        transcode_bench.run(print, seconds=args.transcode_seconds)
+        return 0
     report_costs()
     report_feature_costs()
     if args.cost_only:
@@ -285,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         sqlbench.run(print)
+    if not args.skip_transcode:
+        from cliplake_ops import transcode_bench
+
+        print()
+        transcode_bench.run(print, seconds=args.transcode_seconds)
     return 0
 
 

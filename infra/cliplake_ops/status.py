@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from cliplake.adapters.catalog import Catalog
 from cliplake.settings import Settings
 
-QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest")
+QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest", "Segment")
 BATCH_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import importlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -72,6 +73,7 @@ class Mapping:
     batch_size: int = 10
     report_batch_item_failures: bool = False
     enabled: bool = True
+    max_concurrency: int = 1  # ScalingConfig.MaximumConcurrency; without one, one poller as before
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ def mappings_from_template(template: dict[str, Any], resolver: Resolver) -> list
                 batch_size=int(props.get("BatchSize", 10)),
                 report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                 enabled=str(props.get("Enabled", True)).lower() != "false",
+                max_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)),
             )
         )
     return mappings
@@ -199,7 +202,9 @@ def failed_ids(response: Any, message_ids: list[str], report_batch_item_failures
 
 
 class Dispatcher:
-    """Runs the mappings: one thread each, handlers called in-process.
+    """Runs the mappings: one poller thread each, handlers called in-process. A mapping with a ScalingConfig
+    `MaximumConcurrency` gets that many pollers, at most `max_pollers` (the machine's cores, at least 2): its
+    invocations run in parallel, as Lambda scales an SQS event source up to the cap.
 
     `handlers` maps a function's logical id to a callable used instead of the template's `Handler`
     (e.g. a stub, or an instrumented wrapper); it can also be changed while running with `set_handler`
@@ -215,12 +220,14 @@ class Dispatcher:
         handlers: dict[str, Handler] | None = None,
         backoff: Backoff | None = None,
         poll_wait_s: int = 1,
+        max_pollers: int | None = None,
     ) -> None:
         self.mappings = [m for m in mappings if m.enabled]
         self.endpoint_url = endpoint_url
         self.region = region
         self.backoff = backoff or Backoff()
         self.poll_wait_s = poll_wait_s
+        self.max_pollers = max(1, max_pollers or max(2, os.cpu_count() or 1))
         self.stats: dict[str, dict[str, int]] = {
             m.function.logical_id: {"invocations": 0, "records": 0, "failures": 0} for m in self.mappings
         }
@@ -268,12 +275,16 @@ class Dispatcher:
             self.handler_for(mapping.function)
         self._stop.clear()
         for mapping in self.mappings:
-            thread = threading.Thread(
-                target=self._poll, args=(mapping,), name=f"esm-{mapping.function.logical_id}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            for i in range(self.pollers(mapping)):
+                name = f"esm-{mapping.function.logical_id}" + (f"-{i}" if i else "")
+                thread = threading.Thread(target=self._poll, args=(mapping,), name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
         log.info("dispatcher: %d mappings started", len(self._threads))
+
+    def pollers(self, mapping: Mapping) -> int:
+        """How many invocations of a mapping may run at once here."""
+        return max(1, min(mapping.max_concurrency, self.max_pollers))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
