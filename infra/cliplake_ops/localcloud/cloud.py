@@ -155,6 +155,7 @@ class LocalCloud:
             self.port = self.port or _previous_port(self.persistence)
             self.rekognition_port = self.rekognition_port or _previous_port(self.persistence, "rekognition_port")
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
+        _serialise_dynamodb()
         self.endpoint_url = f"http://{HOST}:{self.port}"
         self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
         if logging.getLogger("werkzeug").level == logging.NOTSET:  # one line per request otherwise
@@ -181,6 +182,8 @@ class LocalCloud:
         functions = functions_from_template(self.template, self.resolver)
         self._export({**_shared_environment(functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
+        if self.persistence:  # where the lake lies on disk (`cliplake sql` reads its tables' files there)
+            self._export({"CLIPLAKE_DATA_DIR": str(self.persistence.dir.path)})
         if self.restored and self.restored.checkpoint_loaded:
             _expire_in_progress(self, self.env.get("CLIPLAKE_IDEMPOTENCY_TABLE", ""))
         if self.start_dispatcher:
@@ -424,6 +427,27 @@ class LocalCloud:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialise_dynamodb() -> None:
+    """One DynamoDB request at a time. moto's tables are plain dicts: `TransactWriteItems` deep-copies a table
+    while another request thread may write to it ("dictionary changed size during iteration", a 500 that failed
+    analyze's job-slot transaction under load). DynamoDB calls take milliseconds in moto: serialising costs little."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_serialised", False):
+        return
+    call_action = DynamoHandler.call_action
+
+    def serialised(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return call_action(self)
+
+    serialised._serialised = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialised  # type: ignore[method-assign]
+
+
 def _previous_port(persistence: Persistence, which: str = "port") -> int:
     """The port the data directory's cloud had (queue URLs and exports name it), if it is free again; else any."""
     port = int(persistence.dir.read_info().get(which) or 0)
