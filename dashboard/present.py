@@ -288,3 +288,47 @@ def state_spans(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return spans
+
+
+def failure_cause(execution: dict[str, Any] | None, events: list[dict[str, Any]] = ()) -> str:
+    """Why an execution failed: the error and cause of its failing state (the last `*Failed` event with details),
+    else the execution's own error and cause."""
+    events = list(events)
+    failed = [e for e in events if e.get("type", "").endswith(("Failed", "TimedOut", "Aborted"))]
+    # the last failure that says why (the execution's own event often repeats the error without its cause)
+    for wanted in ("cause", "error"):
+        for event in reversed(failed):
+            details = _details(event)
+            if details.get(wanted):
+                state = _state_of(events, event)
+                where = f" in state {state}" if state else ""
+                return f"{details.get('error', '')}{where}: {details.get('cause', '')}".strip(": ")
+    if execution and (execution.get("error") or execution.get("cause")):
+        return f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")
+    return ""
+
+
+def _state_of(events: list[dict[str, Any]], event: dict[str, Any]) -> str:
+    """The state an event belongs to: the last state entered before it."""
+    name = ""
+    for e in events:
+        if e is event:
+            return name
+        entered = e.get("stateEnteredEventDetails")
+        if entered:
+            name = entered.get("name", "")
+    return name
+
+
+def batch_notice(batch: dict[str, Any] | None, execution: dict[str, Any] | None, events: Any = ()) -> tuple[str, str]:
+    """(level, text) to show above a batch: why it failed or was aborted, or why it planned nothing; ("", "")."""
+    batch = batch or {}
+    status = (execution or {}).get("status") or batch.get("status", "")
+    if status in {"FAILED", "TIMED_OUT", "ABORTED"} or batch.get("status") in {"FAILED", "ABORTED"}:
+        cause = failure_cause(execution, events) or batch.get("reason", "")
+        if batch.get("reason") and batch["reason"] not in cause:
+            cause = f"{cause}\n\n{batch['reason']}" if cause else batch["reason"]
+        return "error", f"{status or batch.get('status')}: {cause or 'no cause recorded'}"
+    if batch.get("reason") and not batch.get("items") and not batch_is_running(batch):
+        return "warning", f"Nothing was planned: {batch['reason']}"
+    return "", ""

@@ -418,7 +418,7 @@ def test_the_dispatcher_honours_maximum_concurrency():
     }
     assert caps["AnalyzeFunctionRawVideo"] == 5 and caps["IngestFunctionBatchItem"] == 5
     spec = FunctionSpec(logical_id="F", name="f", arn="arn:aws:lambda:us-east-1:1:function:f", handler="json.loads")
-    capped = Mapping("M", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q", maximum_concurrency=5)
+    capped = Mapping("M", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q", max_concurrency=5)
     uncapped = Mapping("N", spec, "http://127.0.0.1:1/q", "arn:aws:sqs:us-east-1:1:q")
     assert Dispatcher([], max_pollers=3).pollers(capped) == 3
     assert Dispatcher([], max_pollers=8).pollers(capped) == 5

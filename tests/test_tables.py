@@ -231,3 +231,47 @@ def test_outputs_table_json_and_csv(small_lake, s3, tmp_path):
     assert render_json(result).startswith("[") and '"campaign": "nature"' in render_json(result)
     csv_lines = render_csv(result).splitlines()
     assert csv_lines[0] == "campaign,videos,files" and csv_lines[1].startswith("nature,6,")
+
+
+def _lake_on_disk(s3, root: Path) -> Path:
+    """The bucket's objects as files at `<root>/s3/<bucket>/<key>`, as the local cloud's data directory keeps them."""
+    disk = root / "s3" / BUCKET
+    for key, (_, body) in _tables(s3).items():
+        (disk / key).parent.mkdir(parents=True, exist_ok=True)
+        (disk / key).write_bytes(body)
+    return disk
+
+
+def test_a_lake_on_disk_gives_the_same_rows_and_bytes_without_s3(small_lake, s3, tmp_path):
+    summaries, _ = small_lake
+    disk = _lake_on_disk(s3, tmp_path / "data")
+    (disk / TABLES_PREFIX / "labels" / "source=dropin" / "campaign=x").mkdir(parents=True)
+    (disk / TABLES_PREFIX / "labels" / "source=dropin" / "campaign=x" / ".v.json.ab12.link").write_text("junk\n")
+    query = "SELECT campaign, name, count(*) AS n FROM labels GROUP BY ALL ORDER BY ALL"
+    over_s3 = LakeSQL(BUCKET, s3, tmp_path / "c1", disk_root=None).query(query)
+    on_disk = LakeSQL(BUCKET, None, tmp_path / "c2", disk_root=disk)
+    local = on_disk.query(query)
+    assert local.rows == over_s3.rows and local.stats.bytes_read == over_s3.stats.bytes_read
+    assert local.stats.objects_fetched == 0 and local.stats.listed == len(summaries)  # a link being made: not read
+
+    changed = summaries[0].model_copy(update={"labels": summaries[0].labels[:1]})
+    write_summary_rows(Lake(BUCKET, s3), changed, changed.raw_key)
+    _lake_on_disk(s3, tmp_path / "data")  # the new version's file replaces the old one
+    after = on_disk.query("SELECT count(*) FROM labels")
+    assert after.rows == [(sum(len(s.labels) for s in summaries) - (len(summaries[0].labels) - 1),)]
+
+
+def test_the_lake_is_read_on_disk_only_from_the_cloud_the_shell_points_at(tmp_path, monkeypatch):
+    from cliplake_ops.sql import local_lake_root
+
+    data = tmp_path / "data"
+    (data / "s3" / BUCKET).mkdir(parents=True)
+    (data / "cloud.json").write_text('{"env": {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}}')
+    monkeypatch.setenv("CLIPLAKE_DATA_DIR", str(data))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert local_lake_root(BUCKET) == data / "s3" / BUCKET
+    assert local_lake_root("another-bucket") is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9999")  # another cloud: its lake is not this one
+    assert local_lake_root(BUCKET) is None
+    monkeypatch.delenv("CLIPLAKE_DATA_DIR")
+    assert local_lake_root(BUCKET) is None

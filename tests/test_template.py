@@ -41,6 +41,8 @@ OUTPUTS = {
     "RawVideoDLQUrl",
     "CompletionDLQUrl",
     "SummaryDLQUrl",
+    "SegmentQueueUrl",
+    "SegmentDLQUrl",
     "BatchStateMachineArn",
     "NotificationsTopicArn",
     "BatchQueueUrl",
@@ -132,6 +134,7 @@ def test_every_queue_has_a_dead_letter_queue(cfn):
         assert "RedrivePolicy" not in queues[dlq]["Properties"]
     assert {lid: queues[lid]["Properties"]["RedrivePolicy"]["maxReceiveCount"] for lid in dlqs} == {
         "RawVideoQueue": 15,
+        "SegmentQueue": 15,
         "CompletionQueue": 5,
         "SummaryQueue": 5,
         "BatchQueue": 3,
@@ -158,6 +161,7 @@ def test_each_function_is_fed_by_one_queue_with_partial_batch_responses(cfn):
         "IndexFunction": ("SummaryQueue", 10),
         "BatchFunction": ("BatchQueue", 1),
         "IngestFunction": ("IngestQueue", 1),
+        "SegmentFunction": ("SegmentQueue", 1),
     }
 
 
@@ -299,10 +303,13 @@ def test_email_subscription_only_with_an_address(sam):
 
 def test_task_token_permissions_are_scoped_to_the_state_machine(cfn):
     """Each function may answer the state machine's tasks the way it does: only index succeeds a video's item, the
-    stages that give up on a video fail it, the batch function answers its plan and summary tasks both ways."""
+    stages that give up on a video fail it, the batch function answers its plan and summary tasks both ways; the
+    stages a video advances through send heartbeats."""
+    beat = "states:SendTaskHeartbeat"
     expected = {
-        "AnalyzeFunction": {"states:SendTaskFailure"},
-        "FinalizeFunction": {"states:SendTaskFailure"},
+        "AnalyzeFunction": {"states:SendTaskFailure", beat},
+        "FinalizeFunction": {"states:SendTaskFailure", beat},
+        "SegmentFunction": {"states:SendTaskFailure", beat},
         "IndexFunction": {"states:SendTaskSuccess"},
         "BatchFunction": {"states:SendTaskSuccess", "states:SendTaskFailure"},
         "IngestFunction": {"states:SendTaskFailure"},
@@ -392,3 +399,30 @@ def test_checkov_finds_nothing_unexplained_in_the_template_and_its_transform(cfn
     for lid, res in sam["Resources"].items():
         for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert skip.get("comment", "").strip(), f"{lid}: {skip['id']} suppressed without a reason"
+
+
+def test_the_segment_function_has_its_own_size_timeout_and_concurrency_cap(sam, cfn):
+    props = sam["Resources"]["SegmentFunction"]["Properties"]
+    assert (props["MemorySize"], props["Timeout"], props["EphemeralStorage"]["Size"]) == (3008, 900, 10240)
+    [esm] = [m for m in resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
+             if _ref_id(m["Properties"]["FunctionName"]) == "SegmentFunction"]  # fmt: skip
+    assert _ref_id(esm["Properties"]["ScalingConfig"]["MaximumConcurrency"]) == "SegmentConcurrency"
+    params = sam["Parameters"]
+    assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 60)
+    assert (params["MaxSegments"]["Default"], params["SinglePassMaxSeconds"]["Default"]) == (100, 600)
+    env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env)
+    # It may delete parts only, never an original, a rendition or a summary.
+    deletes = [s for s in _statements(cfn, "SegmentFunctionRole") if "s3:DeleteObject" in _as_list(s["Action"])]
+    assert [str(s["Resource"]) for s in deletes] == [
+        str({"Fn::Sub": "${MediaBucket.Arn}/media-processed/*_h264.parts/*"})
+    ]
+
+
+def test_parts_left_behind_expire_by_a_lifecycle_rule(sam):
+    from cliplake.segments import PART_TAGS
+
+    rules = sam["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [rule] = [r for r in rules if r["Id"] == "ExpireSegmentParts"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] >= 1
+    assert {t["Key"]: t["Value"] for t in rule["TagFilters"]} == PART_TAGS  # what the segment stage tags parts with

@@ -76,3 +76,22 @@ def errors_shown() -> Iterator[None]:
     except Exception as err:
         log.exception("dashboard page failed")
         st.error(f"Unexpected error: {type(err).__name__}: {err}. Details are in the server log.")
+
+
+def show_notice(backend: data.Backend, batch: dict[str, Any]) -> None:
+    """Above a finished batch: why it failed or was aborted (the failing state's error and cause), or why it
+    planned nothing."""
+    execution, events = None, []
+    arn = batch.get("execution_arn")
+    if arn and batch.get("status") != "SUCCEEDED":
+        try:
+            execution = backend.execution(arn)
+            if execution.get("status") in {"FAILED", "TIMED_OUT", "ABORTED"}:
+                events = backend.history(arn)
+        except data.DataError as err:
+            log.info("execution %s not readable: %s", arn, err)
+    from dashboard import present
+
+    level, text = present.batch_notice(batch, execution, events)
+    if level:
+        getattr(st, level)(text)

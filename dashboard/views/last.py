@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import data, present
 from dashboard.views import logs
-from dashboard.views.common import table
+from dashboard.views.common import show_notice, table
 
 
 def render(backend: data.Backend) -> None:
@@ -30,6 +30,7 @@ def render(backend: data.Backend) -> None:
         f"batch size {batch.get('batch_size')}, max concurrency {batch.get('max_concurrency')}"
         + (", offline" if batch.get("offline") else "")
     )
+    show_notice(backend, batch)
     videos = backend.videos(i["video_id"] for i in batch.get("items", []))
     table(present.item_rows(batch, videos))
     if batch.get("top_labels"):

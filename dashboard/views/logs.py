@@ -61,6 +61,9 @@ def show_execution(backend: data.Backend, arn: str) -> None:
     cols[1].metric("Events", len(events))
     cols[2].metric("Started", present.short_time(execution.get("startDate")))
     cols[3].metric("Duration (s)", present.duration_s(execution.get("startDate"), execution.get("stopDate")) or "—")
+    level, text = present.batch_notice(backend.batch(execution.get("name", "")), execution, events)
+    if level:
+        getattr(st, level)(text)
     spans = present.state_spans(events)
     if spans:
         chart = (

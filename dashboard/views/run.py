@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, present
-from dashboard.views.common import errors_shown, go, table
+from dashboard.views.common import errors_shown, go, show_notice, table
 
 REFRESH_S = 2.0
 
@@ -81,6 +81,8 @@ def _monitor_once(backend: data.Backend, batch_id: str, was_running: bool) -> No
     cols[2].metric("Items done", f"{done}/{len(rows)}")
     cols[3].metric("Failed", sum(r["stage"] == "FAILED" for r in rows))
     st.progress(done / len(rows) if rows else 0.0)
+    if not present.batch_is_running(batch):
+        show_notice(backend, batch)
     if rows:
         table(rows, column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100)})
     else:

@@ -19,10 +19,11 @@ from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
-from cliplake.batches import BATCH_ID_METADATA, FEATURES_METADATA, complete_video
+from cliplake.batches import BATCH_ID_METADATA, FEATURES_METADATA, complete_video, heartbeat_video
 from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
 from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
+from cliplake.segments import fans_out, start_fan_out
 from cliplake.services import Services
 from cliplake.settings import parse_features
 from cliplake.tables import write_failed_rows
@@ -34,7 +35,7 @@ DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAI
 
 class AnalyzeResult(BaseModel):
     video_id: str = ""
-    outcome: Literal["started", "failed", "skipped", "reconciled"]
+    outcome: Literal["started", "failed", "skipped", "reconciled", "transcoding"]
     jobs: dict[str, str] = {}
     reason: str = ""
 
@@ -79,6 +80,11 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
 
     try:
         analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
+        if analysed_key is None:  # too long for one invocation: segment invocations transcode it, then analyse it
+            queued = start_fan_out(svc, raw, info.etag, probed)
+            svc.catalog.set_status(vid, VideoStatus.RECEIVED, transcode="segments", original_codec=probed.codec)
+            heartbeat_video(svc, vid, "transcode fanned out")
+            return AnalyzeResult(video_id=vid, outcome="transcoding", reason=f"{queued} segment tasks queued")
     except MediaError as err:
         reason = str(err)
         svc.catalog.mark_failed(vid, raw.source, reason)
@@ -115,22 +121,26 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     svc.catalog.record_jobs(vid, started, started_at=now_iso())
     jobs = {kind.value: job_id for kind, job_id in started.items()}
     logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": jobs})
+    heartbeat_video(svc, vid, "analysis started")
     return AnalyzeResult(video_id=vid, outcome="started", jobs=jobs)
 
 
-def _prepare(svc: Services, raw: RawKey, etag: str, size: int) -> tuple[str, Probe, bool]:
+def _prepare(svc: Services, raw: RawKey, etag: str, size: int) -> tuple[str | None, Probe, bool]:
     """Probe the original; transcode it to an H.264 MP4 rendition unless Rekognition takes it as is.
 
     The original is probed where it lies, over a presigned URL: ffmpeg reads its header with range requests, so a
     video Rekognition takes as is, or one whose rendition a previous attempt already made, is never downloaded.
     Only a video to transcode is, or one whose header could not be read over HTTP; the local probe then decides, so
-    a network hiccup never fails a video.
+    a network hiccup never fails a video. A video too long to transcode in one invocation gets no key (None): it is
+    transcoded by a fan-out of segment invocations instead.
     """
     probed = _probe_in_place(svc, raw.key, size)  # the size limits first: a verdict raises MediaError
     if probed is not None and probed.rekognition_ready:
         return raw.key, probed, False
     if probed is not None and _rendition_made(svc, raw, etag):
         return raw.rendition_key, probed, True
+    if probed is not None and fans_out(svc, probed):
+        return None, probed, True
     with tempfile.TemporaryDirectory(dir=svc.settings.work_dir, prefix="cliplake-") as tmp:
         local = svc.lake.download(raw.key, Path(tmp) / "original")
         probed = probed or probe(local)

@@ -12,6 +12,7 @@ Tokens live in the catalog (pk=VIDEO#<id>, sk=TASK); completing a video twice is
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,6 +82,23 @@ def complete_video(svc: Services, video_id: str, *, ok: bool, reason: str = "", 
         raise
     log.info("batch item completed", extra={"video_id": video_id, "batch_id": task.get("batch_id"), "ok": ok})
     return True
+
+
+def heartbeat_video(svc: Services, video_id: str, step: str) -> bool:
+    """Tell the batch item of a video (if it has an open one) that the video advanced (`step`: a segment done, the
+    join, analysis started, a job finished), so its HeartbeatSeconds follow the work. Never fails the stage."""
+    if svc.tokens is None:
+        return False
+    try:
+        task = svc.catalog.get_task(video_id)
+        if not task or task.get("completed_at") or not task.get("task_token"):
+            return False
+        sent = svc.tokens.heartbeat(task["task_token"])
+    except (ClientError, BotoCoreError) as err:
+        log.warning("heartbeat not sent", extra={"video_id": video_id, "step": step, "error": str(err)})
+        return False
+    log.debug("heartbeat", extra={"video_id": video_id, "step": step})
+    return sent
 
 
 # ---------------------------------------------------------------------------------------------------- plan
@@ -157,12 +175,15 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     found, skipped, errors = gather_candidates(sources, queries, per_query=max(2 * size, 5))
     errors = {**unusable, **errors}
     chosen = plan_batch(found, size, limits=limits, catalog=svc.catalog)
+    live_skipped = Counter(chosen.skipped) + Counter(dict(skipped))
     offline = False
+    samples_state = "none"  # "none": no bundled samples here; "used"; "known": all in the catalog already
     if not chosen.items and s.assets_dir and size:
         log.info("live sources gave nothing (%s): planning from the bundled samples", errors or "no new videos")
         samples, _, _ = gather_candidates({"samples": SamplesSource(s.assets_dir)}, {}, per_query=max(size, 50))
         chosen = plan_batch(samples, size, limits=limits, catalog=svc.catalog)
         offline = bool(chosen.items)
+        samples_state = "used" if offline else ("known" if samples else "none")
 
     ts = batch_timestamp()
     items: list[BatchItem] = []
@@ -183,9 +204,13 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
                 features=chosen_campaign.features,
             )
         )
+    reason = "" if items else empty_reason(size, campaign, sources, errors, len(found), live_skipped, samples_state, s)
+    if reason:
+        log.warning("batch plans nothing", extra={"batch_id": msg.batch_id, "reason": reason})
     svc.catalog.update_batch(
         msg.batch_id,
         status=BatchStatus.RUNNING.value,
+        reason=reason,
         offline=offline,
         items=[{"video_id": i.video_id, "source": i.source, "title": i.title, "raw_key": i.raw_key} for i in items],
         received=len(items),
@@ -200,8 +225,49 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
         "offline": offline,
         "max_concurrency": max_concurrency,
         "sources_failed": errors,
+        "empty_reason": reason,
         "items": [i.model_dump(mode="json") for i in items],
     }
+
+
+def empty_reason(
+    size: int,
+    campaign: str,
+    sources: Mapping[str, Any],
+    errors: Mapping[str, str],
+    found: int,
+    skipped: Counter[str],
+    samples_state: str,
+    s: Any,
+) -> str:
+    """Why a batch planned nothing, with what to do about it (the summary, the email and the dashboard say it)."""
+    if size <= 0:
+        return "batch size 0: nothing to plan"
+    samples = {
+        "known": "; the bundled samples are all in the catalog already",
+        "none": "",
+        "used": "",
+    }[samples_state]
+    if not sources:
+        fixes = []
+        if "pixabay" in errors:
+            secret = s.pixabay_secret_id or "PixabaySecret"
+            fixes.append(f"set a Pixabay key (aws secretsmanager put-secret-value --secret-id {secret} "
+                         "--secret-string '{\"key\": \"...\"}')")  # fmt: skip
+        if "wikimedia" in errors:
+            fixes.append("set a contact email for Wikimedia (the stack's ContactEmail parameter, "
+                         "CLIPLAKE_CONTACT_EMAIL)")  # fmt: skip
+        why = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+        return f"no source configured ({why}){samples}: {' or '.join(fixes) or 'configure a source'}"
+    failing = {k: v for k, v in errors.items() if k in sources or k not in ("wikimedia", "pixabay")}
+    if not found:
+        if failing:
+            why = "; ".join(f"{k}: {v}" for k, v in sorted(failing.items()))
+            return f"no source answered ({why}){samples}"
+        return f"the sources found no video for campaign {campaign!r}'s queries{samples}"
+    top = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in skipped.most_common(3))
+    return (f"nothing new: the {found} video(s) found for campaign {campaign!r} are all in the catalog already or "
+            f"skipped ({top}){samples}; add queries (cliplake campaigns add) or another campaign")  # fmt: skip
 
 
 def run_plan(svc: Services, msg: PlanTask) -> dict[str, Any] | None:
@@ -299,6 +365,7 @@ def summarize(svc: Services, msg: SummarizeTask) -> BatchSummary:
     top = sorted(labels.values(), key=lambda x: (-x.videos, -x.max_confidence, x.name))[:TOP_LABELS]
     summary = BatchSummary(
         batch_id=msg.batch_id,
+        reason=record.get("reason", "") if not record.get("items") else "",
         campaign=record.get("campaign", ""),
         trigger=record.get("trigger", ""),
         offline=bool(record.get("offline")),
@@ -316,6 +383,17 @@ def summarize(svc: Services, msg: SummarizeTask) -> BatchSummary:
 
 def render(summary: BatchSummary) -> tuple[str, str]:
     """An email-ready subject (≤ 100 ASCII characters, as SNS requires) and plain-text body."""
+    if not summary.received and summary.reason:
+        subject = f"cliplake batch {summary.campaign or '-'}: nothing planned: {summary.reason}"
+        subject = subject.encode("ascii", "replace").decode()
+        subject = subject if len(subject) <= 100 else subject[:99] + "~"
+        lines = [
+            f"Batch {summary.batch_id} ({summary.trigger or 'manual'}), campaign {summary.campaign or '-'}",
+            f"Started {summary.started_at}, ended {summary.ended_at}",
+            "",
+            "Nothing was planned: " + summary.reason,
+        ]
+        return subject, "\n".join(lines) + "\n"
     subject = (
         f"cliplake batch {summary.campaign or '-'}: {summary.processed}/{summary.received} indexed"
         + (f", {summary.failed} failed" if summary.failed else "")

@@ -413,5 +413,32 @@ class BatchSummary(BaseModel):
     top_labels: list[BatchLabel] = Field(default_factory=list)
     started_at: str = ""
     ended_at: str = ""
+    reason: str = ""  # why nothing was planned, when nothing was
     subject: str = ""
     message: str = ""
+
+
+# ------------------------------------------------------------------------------------------ segmented transcode
+class SegmentTask(BaseModel):
+    """A message on the segment queue: encode one time range (`video`), the whole audio track (`audio`), or join
+    the parts into the rendition (`join`) of one version (`etag`) of a raw video."""
+
+    kind: Literal["video", "audio", "join"]
+    bucket: str
+    raw_key: str
+    etag: str
+    index: int = 0
+    start: float = 0.0
+    end: float | None = None  # None: to the end of the video
+
+    @property
+    def part(self) -> str:
+        return "audio.m4a" if self.kind == "audio" else video_part(self.index)
+
+
+def video_part(index: int) -> str:
+    return f"v{index:05d}.mp4"
+
+
+class SegmentSqsRecord(SqsRecordModel):
+    body: Json[SegmentTask]  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.batches import complete_video
+from cliplake.batches import complete_video, heartbeat_video
 from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services
@@ -74,6 +74,7 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
     started = [JobKind(k) for k in jobs]  # the analyses analyze started for this video (its features)
     if not all(jobs[k.value].get("status") == "SUCCEEDED" for k in started):
+        heartbeat_video(svc, vid, f"{kind.value} job done")
         return FinalizeResult(video_id=vid, outcome="waiting")
 
     svc.catalog.release_job_slots(vid)  # every job ended

@@ -5,6 +5,7 @@
 
 Derived files live next to the summary, under the same prefix:
     <name>_h264.mp4                 the H.264 rendition analysed when the original is not H.264/MP4
+    <name>_h264.parts/<part>        the parts of a rendition transcoded in segments, removed after the join
     <name>.rekognition/<job>.json   every result page of one Rekognition job, merged
 """
 
@@ -21,6 +22,7 @@ RAW_PREFIX = "media-raw/"
 PROCESSED_PREFIX = "media-processed/"
 SUMMARY_SUFFIX = "_labels.json"
 RENDITION_SUFFIX = "_h264.mp4"
+PARTS_SUFFIX = "_h264.parts/"
 SOURCES = ("wikimedia", "pixabay", "dropin", "samples")
 TS_FORMAT = "%Y%m%d_%H%M%S"
 _TS_RE = re.compile(r"^\d{8}_\d{6}$")
@@ -59,6 +61,14 @@ class RawKey:
     @property
     def rendition_key(self) -> str:
         return f"{PROCESSED_PREFIX}{self.stem}{RENDITION_SUFFIX}"
+
+    @property
+    def parts_prefix(self) -> str:
+        return f"{PROCESSED_PREFIX}{self.stem}{PARTS_SUFFIX}"
+
+    def part_key(self, part: str) -> str:
+        """A segment's part (`v00003.mp4`) or the audio track (`audio.m4a`) of a segmented transcode."""
+        return f"{self.parts_prefix}{part}"
 
     def job_result_key(self, job: str) -> str:
         return f"{PROCESSED_PREFIX}{self.stem}.rekognition/{job}.json"

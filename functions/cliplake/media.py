@@ -165,3 +165,148 @@ def transcode_to_h264(src: str | Path, dst: str | Path, timeout_s: float = 850) 
     if not result.rekognition_ready or result.duration_s <= 0:
         raise MediaError("transcoding produced no usable H.264 video (the input is probably truncated)")
     return result
+
+
+# ----------------------------------------------------------------------------------------- segmented transcode
+# A video too long for one invocation is transcoded in time ranges that start at the source's keyframes, each by
+# its own invocation, then joined by stream copy. Each range is encoded with TRANSCODE_ARGS' video settings into a
+# closed-GOP H.264 part (x264 closes GOPs by default and every part starts with an IDR frame), so the parts join
+# into one valid stream; the audio is encoded once over the whole file and muxed at the join, so it has no gaps.
+_FRAMECRC_TB_RE = re.compile(r"^#tb 0: (?P<num>\d+)/(?P<den>\d+)$", re.M)
+_FRAMECRC_PKT_RE = re.compile(r"^0,\s*(?P<dts>-?\d+),\s*(?P<pts>-?\d+),", re.M)
+#: A margin far below any frame interval (≥ 4 ms even at 240 fps) and far above timestamp rounding: a range
+#: [start, end) keeps every frame whose time t satisfies start - margin <= t < end - margin.
+_EDGE_S = 0.001
+_VIDEO_ARGS = TRANSCODE_ARGS[TRANSCODE_ARGS.index("-c:v") : TRANSCODE_ARGS.index("-c:a")]
+_AUDIO_ARGS = TRANSCODE_ARGS[TRANSCODE_ARGS.index("-c:a") : TRANSCODE_ARGS.index("-movflags")]
+
+
+def _run_ffmpeg(args: list[str], what: str, timeout_s: float) -> str:
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        err = _last_error_line(proc.stderr)
+        raise MediaError(f"{what} failed: {_URL_RE.sub('<url>', err)}")  # a presigned URL holds a signature
+    return proc.stdout
+
+
+def keyframe_args(source: str | Path, t: float) -> list[str]:
+    """ffmpeg's arguments that seek `source` to `t` with its index and print the first video packet it lands on."""
+    return [*_input_options(source), "-copyts", "-ss", f"{t:.6f}", "-noaccurate_seek", "-i", str(source),
+            "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"]  # fmt: skip
+
+
+def keyframe_at_or_before(source: str | Path, t: float, timeout_s: float = 60) -> float:
+    """The time of the video keyframe the demuxer seeks to for `t`: the last indexed keyframe at or before it.
+
+    Reads the container's index (WebM Cues, MP4 sample tables, Ogg by bisection) and one packet, with range
+    requests when `source` is a URL: never the whole file.
+    """
+    out = _run_ffmpeg(keyframe_args(source, t), "reading the keyframe index", timeout_s)
+    tb, pkt = _FRAMECRC_TB_RE.search(out), _FRAMECRC_PKT_RE.search(out)
+    if not tb or not pkt:
+        raise MediaError(f"no video packet found near {t:.1f} s")
+    return int(pkt["pts"]) * int(tb["num"]) / int(tb["den"])
+
+
+def plan_splits(duration_s: float, segment_s: float, max_segments: int) -> list[float]:
+    """Nominal split times: every `segment_s` seconds, stretched so that there are at most `max_segments`; the
+    last segment takes the remainder (up to 1.5 segments), so no sliver is left at the end."""
+    if duration_s <= 0 or segment_s <= 0 or max_segments < 1:
+        raise ValueError("duration, segment length and fan-out width must be positive")
+    length = max(segment_s, duration_s / max_segments)
+    count = max(1, min(max_segments, round(duration_s / length)))  # the last segment runs to the end
+    return [i * length for i in range(1, count)]
+
+
+def split_points(
+    source: str | Path, duration_s: float, segment_s: float, max_segments: int, workers: int = 4
+) -> list[float]:
+    """The start times of the segments: 0 and, near every nominal split, the keyframe at or before it.
+
+    Each segment then starts exactly on a keyframe (no wasted decode, no frame in two segments). Nominal splits
+    that land on the same keyframe (a long GOP) merge into one.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    nominal = plan_splits(duration_s, segment_s, max_segments)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = list(pool.map(lambda t: keyframe_at_or_before(source, t), nominal))
+    return [0.0, *sorted({round(k, 6) for k in found if k > _EDGE_S})]
+
+
+def _range_filter(start: float, end: float | None) -> str:
+    trim = [f"start={start - _EDGE_S:.6f}"] if start > 0 else []
+    if end is not None:
+        trim.append(f"end={end - _EDGE_S:.6f}")
+    scale = _VIDEO_ARGS[_VIDEO_ARGS.index("-vf") + 1]
+    return ",".join([*([f"trim={':'.join(trim)}"] if trim else []), "setpts=PTS-STARTPTS", scale])
+
+
+def encode_segment(
+    source: str | Path, dst: str | Path, start: float, end: float | None, timeout_s: float = 850
+) -> Path:
+    """Encode the frames of `source` in [start, end) (source times, `start` a keyframe) into a video-only H.264
+    MP4 part at `dst`, with the rendition's settings. Over a URL only that range is read (the seek uses the
+    index); the part's timestamps start at 0 so the parts concatenate."""
+    seek = ["-ss", f"{start + _EDGE_S:.6f}", "-noaccurate_seek"] if start > 0 else []
+    vf_at = _VIDEO_ARGS.index("-vf")
+    video_args = _VIDEO_ARGS[:vf_at] + _VIDEO_ARGS[vf_at + 2 :]
+    _run_ffmpeg(
+        [*_input_options(source), "-copyts", *seek, "-i", str(source), "-map", "0:v:0", "-an", "-sn", "-dn",
+         "-vf", _range_filter(start, end), *video_args, "-fps_mode", "passthrough", str(dst)],
+        "encoding a segment", timeout_s,
+    )  # fmt: skip
+    return Path(dst)
+
+
+def encode_audio(source: str | Path, dst: str | Path, timeout_s: float = 850) -> Path | None:
+    """The whole audio track as AAC in an M4A at `dst` (cheap next to the video); None when there is none."""
+    _run_ffmpeg(
+        [*_input_options(source), "-i", str(source), "-map", "0:a:0?", "-vn", "-sn", "-dn", *_AUDIO_ARGS,
+         "-f", "mp4", str(dst)],
+        "encoding the audio", timeout_s,
+    )  # fmt: skip
+    path = Path(dst)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, check=False
+    ).stderr
+    return path if ": Audio: " in out else None
+
+
+def join_parts(
+    parts: list[str] | list[Path], audio: str | Path | None, dst: str | Path, timeout_s: float = 850
+) -> Probe:
+    """Concatenate the video parts by stream copy (concat demuxer) and mux the audio beside them: one H.264 MP4.
+    Parts and audio are local files or URLs (presigned: read over HTTP, never stored locally)."""
+    dst = Path(dst)
+    listing = dst.with_suffix(".txt")
+    names = [p if is_url(p) else Path(p).resolve().as_posix() for p in parts]
+    if any("'" in str(n) or "\n" in str(n) for n in names):
+        raise ValueError("part names must not contain quotes or newlines")
+    lines = []
+    for n in names:
+        lines.append(f"file '{n}'\n")
+        options = _input_options(str(n))  # each part's own read timeout and certificate checks (ffconcat `option`)
+        lines += [f"option {key.lstrip('-')} {value}\n" for key, value in zip(options[::2], options[1::2], strict=True)]
+    listing.write_text("".join(lines))
+    inputs = ["-f", "concat", "-safe", "0", "-protocol_whitelist", "file,http,https,tcp,tls,crypto", "-i", str(listing)]
+    maps = ["-map", "0:v:0"]
+    if audio is not None:
+        inputs += [*_input_options(audio), "-i", str(audio)]
+        maps += ["-map", "1:a:0"]
+    args = [*inputs, *maps, "-c", "copy", "-movflags", "+faststart", str(dst)]
+    _run_ffmpeg(args, "joining the parts", timeout_s)
+    listing.unlink()
+    result = probe(dst)
+    if not result.rekognition_ready or result.duration_s <= 0:
+        raise MediaError("joining the parts produced no usable H.264 video")
+    return result

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         default="labels,moderation,segments,text",
         description="Which Rekognition analyses run (each billed per minute): labels, moderation, segments, text.",
     )
+    # Long videos: transcoded by a fan-out of segment invocations (SegmentFunction) instead of one analyze run.
+    segment_queue_url: str = Field(default="", description="Queue of segment tasks (SegmentFunction).")
+    single_pass_max_s: float = Field(
+        default=600.0, gt=0, description="Longest non-H.264 video analyze transcodes itself; longer ones fan out."
+    )
+    segment_length_s: float = Field(default=60.0, gt=0, description="Source seconds per segment invocation.")
+    max_segments: int = Field(default=100, ge=1, le=1000, description="Most segments per video (fan-out width).")
     # Sources (ingest).
     contact_email: str = Field(default="", description="Contact address sent in the Wikimedia User-Agent.")
     wikimedia_api_url: str = "https://commons.wikimedia.org/w/api.php"
@@ -40,8 +47,9 @@ class Settings(BaseSettings):
     pixabay_secret_id: str = Field(default="", description="Secrets Manager id holding the Pixabay API key.")
     campaigns_parameter_path: str = Field(default="/cliplake/campaigns", description="SSM path of campaigns.")
     max_height: int = Field(default=720, description="Largest rendition height downloaded from a source.")
-    max_duration_s: float = Field(default=600.0, description="Longest video a batch takes from a source.")
-    max_size_mb: float = Field(default=500.0, description="Largest video a batch takes from a source.")
+    # Long videos are transcoded in segments: these caps only bound a batch's cost (Rekognition takes up to 6 h).
+    max_duration_s: float = Field(default=7200.0, description="Longest video a batch takes from a source.")
+    max_size_mb: float = Field(default=4096.0, description="Largest video a batch takes from a source.")
     assets_dir: str = Field(default="", description="Bundled sample videos (the offline source); empty on AWS.")
     # Batches (the Step Functions wrapper).
     batch_state_machine_arn: str = Field(default="", description="The batch state machine.")

@@ -2,11 +2,16 @@
 
 1. Per-hop latency of the choreography over N videos (put → analysis started, completion → summary written,
    summary → indexed), from the catalog's timestamps and the completion messages' own timestamps. Videos are
-   put one at a time, so each hop's pickup and work are measured, not queueing behind other videos.
+   put one at a time, so each hop's pickup and work are measured, not queueing behind other videos. Measured
+   twice in the same run: in memory, and durable (a data directory: journal, checkpoints, bodies as files).
 2. The local analysis engine against a bare decode of the same file (when the engine provides `bench.run`).
 3. `cliplake sql` over the tables of 10,000 videos and the bytes a one-campaign query reads (`sqlbench`).
 4. The cost per video on AWS of the batch design (task tokens, counted by walking the state machine definition)
    beside a 30-second polling design, from public per-request prices.
+5. The durable local cloud (`persistbench`): resident memory while a 1 GB video is dropped and analysed beside
+   idle, and the restart time with 10,000 catalogued videos.
+6. The segmented transcode of a 10-minute 720p WebM beside a single pass, and the modelled wall time of a 2-hour
+   1080p WebM on AWS (`transcode_bench`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from cliplake.adapters.s3 import Lake
 from cliplake.contracts import Attribution
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
+from cliplake.services import get_services
 from cliplake.settings import FEATURES, get_settings
 
 SOURCES = ["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "cellauto", "life"]
@@ -72,7 +78,8 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
     raise TimeoutError(f"{vid} not indexed after {timeout_s} s")
 
 
-def bench_hops(n: int, enforce_iam: bool = True) -> dict[str, list[float]]:
+def bench_hops(n: int, enforce_iam: bool = True, durable: bool = False) -> dict[str, list[float]]:
+    """Per-hop latency; `durable`: with a data directory (journal, checkpoints, bodies as files; no IAM enforcement)."""
     from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     hops: dict[str, list[float]] = {
@@ -82,9 +89,17 @@ def bench_hops(n: int, enforce_iam: bool = True) -> dict[str, list[float]]:
         "summary → indexed": [],
         "put → indexed (end to end)": [],
     }
-    cloud = LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, enforce_iam=enforce_iam)
-    with tempfile.TemporaryDirectory() as tmp, cloud:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalCloud(
+            port=0,
+            function_env=QUIET_FUNCTIONS_ENV,
+            enforce_iam=enforce_iam,
+            data_dir=Path(tmp) / "data" if durable else None,
+        ) as cloud,
+    ):
         get_settings.cache_clear()
+        get_services.cache_clear()  # the handlers' clients of a previous cloud in this process
         settings = get_settings()
         lake, catalog = (
             Lake(settings.bucket, cloud.client("s3")),
@@ -148,9 +163,10 @@ def report_enforcement(plain: dict[str, list[float]], enforced: dict[str, list[f
     return ok
 
 
-def report_hops(hops: dict[str, list[float]]) -> bool:
+def report_hops(hops: dict[str, list[float]], title: str = "") -> bool:
     ok = True
-    print(f"\nPer-hop latency on the local cloud ({len(next(iter(hops.values())))} videos, 2 s 320x240 H.264)")
+    n = len(next(iter(hops.values())))
+    print(f"\nPer-hop latency on the local cloud{title} ({n} videos, 2 s 320x240 H.264)")
     print(f"  {'hop':32} {'median':>9} {'p95':>9} {'max':>9}  target")
     for name, values in hops.items():
         med, p95 = statistics.median(values), percentile(values, 95)
@@ -279,14 +295,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dashboard", action="store_true", help="skip the dashboard render benchmark")
     parser.add_argument("--cost-only", action="store_true", help="only the AWS cost model (no local cloud)")
     parser.add_argument("--skip-sql", action="store_true", help="skip `cliplake sql` over 10,000 videos")
+    parser.add_argument("--skip-persistence", action="store_true", help="skip the memory and restart benchmarks")
+    parser.add_argument("--gb", type=float, default=1.0, help="size of the video of the memory benchmark, GiB")
+    parser.add_argument("--catalogued", type=int, default=10_000, help="catalogued videos for the restart time")
+    parser.add_argument("--skip-transcode", action="store_true", help="skip the segmented-transcode benchmark")
+    parser.add_argument("--transcode-only", action="store_true", help="only the segmented-transcode benchmark")
+    parser.add_argument("--transcode-seconds", type=int, default=600, help="length of the transcode benchmark's video")
     args = parser.parse_args(argv)
+    if args.transcode_only:
+        from cliplake_ops import transcode_bench
+
+        transcode_bench.run(print, seconds=args.transcode_seconds)
+        return 0
     report_costs()
     report_feature_costs()
     if args.cost_only:
         return 0
     plain, enforced = bench_enforcement(args.videos)
-    report_hops(enforced)
+    report_hops(enforced, ", in memory, IAM enforced")
     report_enforcement(plain, enforced)
+    report_hops(bench_hops(args.videos, durable=True), ", durable (data directory: journal, checkpoints, files)")
+    if not args.skip_persistence:
+        from cliplake_ops import persistbench
+
+        persistbench.bench_memory(args.gb)
+        persistbench.bench_restart(args.catalogued)
     if not args.skip_engine:
         try:
             from cliplake_ops.localcloud.rekognition import bench as engine_bench
@@ -309,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         sqlbench.run(print)
+    if not args.skip_transcode:
+        from cliplake_ops import transcode_bench
+
+        print()
+        transcode_bench.run(print, seconds=args.transcode_seconds)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from typing import Any
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.settings import get_settings
@@ -22,37 +23,78 @@ from cliplake_ops.cli import format_video_line, say
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "") -> int:
+def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "", data_dir: str | None = None) -> int:
+    """A batch on the local cloud of `data_dir` (the default data directory): attached to it when it runs,
+    else started for the demo. The batch stays in that lake; the last lines say how to open the dashboard."""
     from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
+    from cliplake_ops.localcloud.persistence import DataDir, DataDirBusy, default_data_dir
 
     assets = ensure_assets()
     if not (assets / "samples.json").is_file():
         raise SystemExit("cliplake demo: no sample videos found; run `make setup`")
-    say("cliplake demo: starting the local cloud (moto server + stack from infra/template.yaml)")
+    data = DataDir(data_dir or default_data_dir())
+    say(f"cliplake demo: starting the local cloud on {data.path} (moto server + stack from infra/template.yaml)")
     started = time.monotonic()
-    with LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV) as cloud:
-        say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s")
+    try:
+        cloud = LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, data_dir=data.path).start()
+    except DataDirBusy:
+        return _demo_on_running_cloud(data, timeout_s, batch_size, campaign)
+    try:
+        state = "restored" if cloud.restored and cloud.restored.checkpoint_loaded else "new"
+        say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s ({state} data dir)")
         get_settings.cache_clear()
-        settings = get_settings()
-        catalog = Catalog(settings.catalog_table)
-        t0 = time.monotonic()
-        name, arn = start_batch(settings, campaign, batch_size, sfn=cloud.client("stepfunctions"))
-        say(f"cliplake demo: batch {name} started (Step Functions execution)")
-        execution, record = follow_batch(catalog, arn, name, timeout_s, sfn=cloud.client("stepfunctions"))
+        code = _demo_batch(get_settings(), timeout_s, batch_size, campaign, cloud.client("stepfunctions"), cloud)
+    finally:
+        cloud.stop()
+    _how_to_continue(data)
+    return code
+
+
+def _demo_on_running_cloud(data: Any, timeout_s: float, batch_size: int, campaign: str) -> int:
+    import os
+
+    env = data.read_info().get("env") or {}
+    say(f"  a local cloud already runs on {data.path} ({env.get('AWS_ENDPOINT_URL', '?')}): the demo uses it")
+    os.environ.update(env)
+    get_settings.cache_clear()
+    code = _demo_batch(get_settings(), timeout_s, batch_size, campaign, None, None)
+    _how_to_continue(data, running=True)
+    return code
+
+
+def _how_to_continue(data: Any, running: bool = False) -> None:
+    from cliplake_ops.cli import env_hint
+
+    flag = "" if env_hint(data).endswith('env)"') else f" --data {data.path}"
+    print(f"\nThe batch stays in the local cloud's lake: {data.path}/s3 (media-raw/, media-processed/).")
+    print(f"Open the dashboard on it: cliplake dashboard{flag}   (http://127.0.0.1:8501)")
+    if not running:
+        print(f"Or keep the cloud running: cliplake up{flag}   then, in another shell: {env_hint(data)}")
+
+
+def _demo_batch(settings: Any, timeout_s: float, batch_size: int, campaign: str, sfn: Any, cloud: Any) -> int:
+    catalog = Catalog(settings.catalog_table)
+    t0 = time.monotonic()
+    name, arn = start_batch(settings, campaign, batch_size, sfn=sfn)
+    say(f"cliplake demo: batch {name} started (Step Functions execution)")
+    execution, record = follow_batch(catalog, arn, name, timeout_s, sfn=sfn)
+    if cloud is not None:
         cloud.wait_idle(timeout=60)
-        say(f"  batch finished in {time.monotonic() - t0:.1f} s")
-        if record.get("offline"):
-            failed = record.get("sources_failed") or {}
-            why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "they had nothing new"
-            print(f"\nRAN OFFLINE: the live sources were not used ({why}); the batch took the bundled samples.")
-        print_summary(execution, record)
-        for item in record.get("items", []):
-            video = catalog.get_video(item["video_id"]) or {}
-            print("  " + format_video_line(video) if video else f"  {item['video_id']}: not ingested")
-            if video.get("credit_line"):
-                print(f"      credit: {video['credit_line']}")
-            if video.get("summary_key"):
-                print(f"      summary: s3://{settings.bucket}/{video['summary_key']}")
-        print("  batch record: " + json.dumps({k: record.get(k) for k in ("received", "processed", "failed")}))
-    ok = execution["status"] == "SUCCEEDED" and record.get("received", 0) > 0 and not record.get("failed")
-    return 0 if ok else 1
+    say(f"  batch finished in {time.monotonic() - t0:.1f} s")
+    if record.get("offline"):
+        failed = record.get("sources_failed") or {}
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "they had nothing new"
+        print(f"\nRAN OFFLINE: the live sources were not used ({why}); the batch took the bundled samples.")
+    print_summary(execution, record)
+    for item in record.get("items", []):
+        video = catalog.get_video(item["video_id"]) or {}
+        print("  " + format_video_line(video) if video else f"  {item['video_id']}: not ingested")
+        if video.get("credit_line"):
+            print(f"      credit: {video['credit_line']}")
+        if video.get("summary_key"):
+            print(f"      summary: s3://{settings.bucket}/{video['summary_key']}")
+    print("  batch record: " + json.dumps({k: record.get(k) for k in ("received", "processed", "failed")}))
+    if execution["status"] == "SUCCEEDED" and not record.get("received"):
+        print("  (nothing new to plan: the library keeps what earlier runs indexed)")
+        return 0
+    return 0 if execution["status"] == "SUCCEEDED" and not record.get("failed") else 1

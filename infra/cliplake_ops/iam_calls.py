@@ -38,6 +38,7 @@ RAW = "${MediaBucket.Arn}/media-raw/video/dropin/adhoc/20250101_000000/clip.webm
 RENDITION = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_h264.mp4"
 JOB_RESULT = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip.rekognition/labels.json"
 SUMMARY = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_labels.json"
+PART = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_h264.parts/v0003.mp4"
 TABLE_ROWS = "${MediaBucket.Arn}/media-processed/tables/videos/source=dropin/campaign=adhoc/v0123.json"
 BUCKET = "${MediaBucket.Arn}"
 CATALOG = "${CatalogTable.Arn}"
@@ -79,6 +80,12 @@ OPERATIONS: dict[str, list[Need]] = {
         Need("s3:AbortMultipartUpload", RENDITION, why="Lake.upload: a failed multipart upload is aborted"),
     ],
     "lake.write_processed": [Need("s3:PutObject", JOB_RESULT, why="Lake.put_json (results, summary)")],
+    "lake.write_parts": [
+        Need("s3:PutObject", PART, why="segments.run_part: Lake.upload of a part (multipart)"),
+        Need("s3:PutObjectTagging", PART, why="segments.run_part: the part's tags (PART_TAGS, for the lifecycle rule)"),
+        Need("s3:AbortMultipartUpload", PART, why="Lake.upload: a failed multipart upload is aborted"),
+    ],
+    "lake.delete_parts": [Need("s3:DeleteObject", PART, why="segments.run_join: Lake.delete of the joined parts")],
     "lake.write_tables": [Need("s3:PutObject", TABLE_ROWS, why="tables.write_summary_rows/write_failed_rows")],
     "lake.ingest_raw": [
         Need("s3:PutObject", RAW, why="ingest_candidate: upload_fileobj (multipart)"),
@@ -91,9 +98,11 @@ OPERATIONS: dict[str, list[Need]] = {
     "catalog.index": _ddb("GetItem", "UpdateItem", "BatchWriteItem", why="index_summary, _write_labels"),
     "catalog.batches": _ddb("GetItem", "PutItem", "UpdateItem", why="get/put/update_batch, get_video, get_task"),
     "catalog.dedupe": _ddb("GetItem", why="seen, seen_hash (planning)"),
+    "catalog.transcodes": _ddb("GetItem", "PutItem", "UpdateItem", why="adapters/transcodes.Transcodes (TRANSCODE#)"),
     "catalog.tasks": _ddb("PutItem", "UpdateItem", why="put_task, mark_ingested, finish/reopen_task"),
     # --- task tokens (adapters/stepfunctions.py; batches.complete_video)
     "tokens.fail": [Need("states:SendTaskFailure", MACHINE, why="TaskTokens.fail")],
+    "tokens.heartbeat": [Need("states:SendTaskHeartbeat", MACHINE, why="TaskTokens.heartbeat (heartbeat_video)")],
     "tokens.succeed": [Need("states:SendTaskSuccess", MACHINE, why="TaskTokens.succeed")],
     # --- Rekognition Video (adapters/rekognition.py; no resource-level permissions)
     "rekognition.start": [
@@ -114,6 +123,12 @@ OPERATIONS: dict[str, list[Need]] = {
     ],
     "sqs.back_off": [
         Need("sqs:ChangeMessageVisibility", "${RawVideoQueue.Arn}", why="adapters/queue.back_off (URL from the ARN)")
+    ],
+    "sqs.segment_tasks": [
+        Need("sqs:SendMessage", "${SegmentQueue.Arn}", why="adapters/transcodes.SegmentQueue.send (SendMessageBatch)")
+    ],
+    "sqs.segment_back_off": [
+        Need("sqs:ChangeMessageVisibility", "${SegmentQueue.Arn}", why="handlers/segment: back_off of a join")
     ],
     # --- campaigns and sources (sources/planning.py, batches.live_sources)
     "campaigns.read": [
@@ -138,7 +153,28 @@ FUNCTIONS: dict[str, list[str]] = {
         "rekognition.get",
         "sns.announce_completion",
         "sqs.back_off",
+        "sqs.segment_tasks",
+        "catalog.transcodes",
         "tokens.fail",
+        "tokens.heartbeat",
+    ],
+    "SegmentFunction": [
+        "lake.read_raw",
+        "lake.read_processed",
+        "lake.write_parts",
+        "lake.upload_rendition",
+        "lake.delete_parts",
+        "lake.write_tables",
+        "catalog.video",
+        "catalog.register",
+        "catalog.transcodes",
+        "rekognition.start",
+        "rekognition.get",
+        "sns.announce_completion",
+        "sqs.segment_tasks",
+        "sqs.segment_back_off",
+        "tokens.fail",
+        "tokens.heartbeat",
     ],
     "FinalizeFunction": [
         "idempotency",
@@ -148,6 +184,7 @@ FUNCTIONS: dict[str, list[str]] = {
         "catalog.video",
         "rekognition.get",
         "tokens.fail",
+        "tokens.heartbeat",
     ],
     "IndexFunction": [
         "idempotency",

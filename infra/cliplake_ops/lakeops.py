@@ -14,14 +14,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cliplake.contracts import ObjectRef, VideoStatus
-from cliplake.index import index_summary
-from cliplake.lake import RAW_PREFIX, LakeKeyError, parse_raw_key
-from cliplake.services import Services, build_services
 from cliplake.settings import Settings
-from cliplake.tables import write_failed_rows
+
+if TYPE_CHECKING:
+    from cliplake.services import Services
 
 
 # ----------------------------------------------------------------------------------------------------- sql
@@ -52,6 +50,12 @@ def cmd_sql(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int
 def reindex(svc: Services, campaign: str | None = None) -> Counter[str]:
     """Walk `media-raw/`: index each video's summary again (catalog and tables; unchanged rows are rewritten as
     they were), and write the table rows of each video the catalog holds as FAILED. Returns outcome counts."""
+    # imported here: `cliplake sql` should not pay for the stages' imports (sources, powertools) at every start
+    from cliplake.contracts import ObjectRef, VideoStatus
+    from cliplake.index import index_summary
+    from cliplake.lake import RAW_PREFIX, LakeKeyError, parse_raw_key
+    from cliplake.tables import write_failed_rows
+
     counts: Counter[str] = Counter()
     client, bucket = svc.lake.client, svc.lake.bucket
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=RAW_PREFIX):
@@ -77,6 +81,8 @@ def reindex(svc: Services, campaign: str | None = None) -> Counter[str]:
 
 
 def cmd_reindex(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int:
+    from cliplake.services import build_services
+
     counts = reindex(build_services(resolve(args.stack)), args.campaign)
     print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing in the lake")
     return 0

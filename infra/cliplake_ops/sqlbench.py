@@ -3,8 +3,11 @@
 The tables' objects (one per video per table, as the index stage writes them) are generated directly into the
 local cloud's S3 backend, not through the pipeline: 10,000 videos over 4 sources x 5 campaigns, 2-12 label segments
 each. Measured, medians of the same run:
-- a label count per campaign: the first query (every object fetched into an empty cache), warm queries in-process,
-  and the whole `cliplake sql` command as a user runs it (a new process: imports, listing, DuckDB);
+- a label count per campaign over S3, as on a deployed stack: the first query (every object fetched into an empty
+  cache) and warm queries in-process (listing + DuckDB);
+- the same on disk, as the local cloud reads its own lake (its data directory keeps the objects as files): warm
+  queries in-process and the whole `cliplake sql` command as a user runs it (a new process: imports, listing,
+  DuckDB) - the figure the target is about;
 - the bytes DuckDB reads for a one-campaign query against the whole table (partition pruning).
 """
 
@@ -78,8 +81,8 @@ def run(say: Callable[[str], None] = print, n: int = 10_000, runs: int = 5) -> b
 
     say(f"SQL over the lake's tables: {n:,} videos (cliplake sql, DuckDB)")
     with (
-        LocalCloud(start_dispatcher=False, function_env=QUIET_FUNCTIONS_ENV) as cloud,
         tempfile.TemporaryDirectory() as tmp,
+        LocalCloud(start_dispatcher=False, function_env=QUIET_FUNCTIONS_ENV, data_dir=Path(tmp) / "data") as cloud,
     ):
         bucket = cloud.outputs["MediaBucketName"]
         account = cloud.resolver.account_id if cloud.resolver else "123456789012"
@@ -90,7 +93,7 @@ def run(say: Callable[[str], None] = print, n: int = 10_000, runs: int = 5) -> b
 
         cache = Path(tmp) / "cache"
         t = time.perf_counter()
-        sql = LakeSQL(bucket, cloud.client("s3"), cache)
+        sql = LakeSQL(bucket, cloud.client("s3"), cache, disk_root=None)
         cold = sql.query(COUNT_PER_CAMPAIGN)
         cold_s = time.perf_counter() - t
         assert sum(r[1] for r in cold.rows) == segments, (cold.rows, segments)
@@ -99,20 +102,29 @@ def run(say: Callable[[str], None] = print, n: int = 10_000, runs: int = 5) -> b
         listing_s = _median(lambda: sql.fs._list("labels"), runs)
         whole = sql.query("SELECT count(*) FROM labels")
         one = sql.query(ONE_CAMPAIGN)
+        sql.close()
+
+        disk = LakeSQL(bucket, cloud.client("s3"), Path(tmp) / "disk-cache")  # finds the data directory's files
+        assert disk.fs.disk_root is not None, "the lake is not on disk"
+        assert disk.query(COUNT_PER_CAMPAIGN).rows == cold.rows
+        disk_s = _median(lambda: disk.query(COUNT_PER_CAMPAIGN), runs)
+        disk_listing_s = _median(lambda: disk.fs._list("labels"), runs)
+        disk.close()
 
         env = {**os.environ, "XDG_CACHE_HOME": str(cache.parent / "xdg")}
         cmd = [sys.executable, "-m", "cliplake_ops.cli", "sql", COUNT_PER_CAMPAIGN]
         subprocess.run(cmd, env=env, check=True, capture_output=True)  # fills that process's cache
         cli_s = _median(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True), runs)
-        sql.close()
 
-    say(f"  label count per campaign, first query (fetches all {cold.stats.objects_fetched:,} objects): {cold_s:.2f} s")
-    say(f"  label count per campaign, warm (listing + DuckDB), median of {runs}: {warm_s:.3f} s")
+    say(f"  over S3 (a deployed stack), first query (fetches {cold.stats.objects_fetched:,} objects): {cold_s:.2f} s")
+    say(f"  over S3, warm (listing + DuckDB), median of {runs}: {warm_s:.3f} s")
     say(f"    of which listing the {n:,} objects from the local S3: {listing_s:.3f} s; DuckDB alone: {duckdb_s:.3f} s")
+    say(f"  on disk (the local cloud's data directory), warm, median of {runs}: {disk_s:.3f} s "
+        f"(listing the files: {disk_listing_s:.3f} s)")  # fmt: skip
     ok = cli_s < TARGET_S
     verdict = "meets" if ok else "misses"
     say(
-        f"  `cliplake sql` command (new process, warm cache), median of {runs}: {cli_s:.2f} s "
+        f"  `cliplake sql` command on the local cloud (new process, on disk), median of {runs}: {cli_s:.2f} s "
         f"({verdict} < {TARGET_S:.0f} s)"
     )
     share = one.stats.bytes_read / max(whole.stats.bytes_read, 1)

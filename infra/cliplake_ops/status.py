@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from cliplake.adapters.catalog import Catalog
 from cliplake.settings import Settings
 
-QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest")
+QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest", "Segment")
 BATCH_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
@@ -149,6 +149,6 @@ def cmd_status(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> 
 
 def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -> None:
     sp = sub.add_parser("status", help="queues, dead letters, job slots, batches and videos at a glance")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the status as JSON")
     sp.add_argument("--stack", default=default_stack, help="CloudFormation stack to read resources from")
     sp.set_defaults(fn=lambda a: cmd_status(a, resolve))

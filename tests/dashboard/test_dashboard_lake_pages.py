@@ -41,6 +41,6 @@ def test_health_page_shows_queues_slots_batches_and_videos(app, dropped, catalog
     assert metrics["Dead letters"] == "0"
     assert metrics["Job slots in use"] == f"{catalog.jobs_in_flight()} / 12"
     queues = at.dataframe[0].value
-    assert list(queues["name"]) == ["RawVideo", "Completion", "Summary", "Batch", "Ingest"]
+    assert list(queues["name"]) == ["RawVideo", "Completion", "Summary", "Batch", "Ingest", "Segment"]
     videos = at.dataframe[2].value
     assert "dropin" in set(videos["source"])

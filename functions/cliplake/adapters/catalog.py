@@ -449,6 +449,15 @@ class Catalog:
     def seen(self, source: str, source_id: str) -> bool:
         return self._exists(f"SOURCEID#{source}#{source_id}")
 
+    def source_video(self, source: str, source_id: str) -> str | None:
+        """The video a source's id was ingested as (`mark_ingested`), if any."""
+        r = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"SOURCEID#{source}#{source_id}"}, "sk": {"S": "META"}},
+            ProjectionExpression="video_id",
+        )
+        return r.get("Item", {}).get("video_id", {}).get("S")
+
     def seen_hash(self, sha1: str) -> bool:
         return bool(sha1) and self._exists(f"HASH#{sha1.lower()}")
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
@@ -64,11 +65,28 @@ class Lake:
         self.client.download_file(self.bucket, key, str(path))
         return path
 
-    def upload(self, path: Path, key: str, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    def upload(
+        self,
+        path: Path,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         extra: dict[str, Any] = {"ContentType": content_type}
         if metadata:
             extra["Metadata"] = metadata
+        if tags:  # lifecycle rules can filter on tags
+            extra["Tagging"] = urlencode(tags)
         self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete `keys` (current versions; a versioned bucket keeps the old ones until its lifecycle)."""
+        for i in range(0, len(keys), 1000):
+            objects = [{"Key": k} for k in keys[i : i + 1000]]
+            r = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+            if r.get("Errors"):
+                raise RuntimeError(f"{len(r['Errors'])} objects not deleted: {r['Errors'][0].get('Message')}")
 
     def put_json(self, key: str, data: Any) -> str:
         body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -31,6 +31,10 @@ class TaskTokens:
     def fail(self, token: str, error: str, cause: str) -> bool:
         return self._send("send_task_failure", taskToken=token, error=error[:MAX_ERROR], cause=cause[:MAX_CAUSE])
 
+    def heartbeat(self, token: str) -> bool:
+        """Tell the task its video is still being worked on (resets its HeartbeatSeconds clock)."""
+        return self._send("send_task_heartbeat", taskToken=token)
+
     def _send(self, method: str, **params: Any) -> bool:
         try:
             getattr(self.client, method)(**params)

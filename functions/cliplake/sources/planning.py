@@ -60,8 +60,8 @@ def _never(*_: Any) -> bool:
 class Limits:
     """Per-video limits of a batch (capped at Rekognition's 10 GB / 6 h)."""
 
-    max_duration_s: float = 600.0
-    max_bytes: int = 500 * 1024**2
+    max_duration_s: float = 7200.0
+    max_bytes: int = 4096 * 1024**2
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:

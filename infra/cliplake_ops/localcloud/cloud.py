@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from cliplake.adapters.s3 import S3_CONFIG
@@ -44,6 +45,7 @@ from cliplake_ops.localcloud.dispatcher import (
 )
 from cliplake_ops.localcloud.identity import Enforcement, ServiceRoles, step_functions_under_their_role
 from cliplake_ops.localcloud.lakewiring import LAKE_WIRING
+from cliplake_ops.localcloud.persistence import MotoServer, Persistence, Restored
 from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
 from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
 
@@ -70,6 +72,7 @@ LAMBDA = "lambda.amazonaws.com"
 def free_port(host: str = HOST, port: int = 0) -> int:
     """`port` if it can be bound (OSError otherwise), or any free port when 0."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
         s.bind((host, port))
         return s.getsockname()[1]
 
@@ -112,9 +115,18 @@ class LocalCloud:
         parameters: dict[str, str] | None = None,
         function_env: dict[str, str] | None = None,
         enforce_iam: bool = True,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.port = port
-        self.enforce_iam = enforce_iam
+        # A durable cloud (data_dir) runs WITHOUT IAM enforcement, for now: its journal replays requests with their
+        # original signatures (IAM users' keys and STS session tokens, which are os.urandom and not replay-stable),
+        # and its restored IAM state would need the administrator's keys reused across restarts. Until that is
+        # made to work, LocalCloud(data_dir=...) behaves as enforce_iam=False and creates no administrator.
+        self.enforce_iam = enforce_iam and data_dir is None
+        self.data_dir = Path(data_dir) if data_dir else None  # durable state (see persistence.py); None: in memory
+        self.persistence: Persistence | None = None
+        self.restored: Restored | None = None
+        self.aborted_batches: list[dict[str, str]] = []
         self.function_env = function_env or {}  # overrides of the functions' variables, like `sam local --env-vars`
         self.rekognition_port = rekognition_port
         self.start_dispatcher = start_dispatcher
@@ -156,28 +168,48 @@ class LocalCloud:
 
     def _start(self) -> LocalCloud:
         started = time.perf_counter()
+        if self.data_dir:
+            self.persistence = Persistence(self.data_dir)
+            self.port = self.port or _previous_port(self.persistence)
+            self.rekognition_port = self.rekognition_port or _previous_port(self.persistence, "rekognition_port")
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
+        _serialise_dynamodb()
         self.endpoint_url = f"http://{HOST}:{self.port}"
         self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
         if logging.getLogger("werkzeug").level == logging.NOTSET:  # one line per request otherwise
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
-        self._moto.start()
+        if self.persistence:  # the state is loaded (checkpoint + journal) before the server answers
+            self._moto = MotoServer(HOST, self.port, self.persistence, MOTO_CONFIG).start()
+            self.restored = self._moto.restored
+        else:
+            self._moto = ThreadedMotoServer(ip_address=HOST, port=self.port, verbose=False)
+            self._moto.start()
         requests.post(f"{self.endpoint_url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
         task_tokens.install()  # bogus, timed-out and answered tokens answered as AWS does
         self._enforce()
-        self._deploy()
+        kept = self.persistence.kept_stack(self) if self.persistence else None
+        if kept is None:
+            self._deploy()
+        self.scheduler = LocalScheduler(self.client("stepfunctions"))
+        if kept is None:
+            self._wire()
+        else:  # the data directory's stack, unchanged: its wiring is in the restored state; only the local parts
+            self._attach(kept)
         self.roles = ServiceRoles(self.resolver.account_id, REGION)
         if self.enforce_iam:
             self._patches.enter_context(step_functions_under_their_role(self.roles, self.endpoint_url))
-        self.scheduler = LocalScheduler(self.client("stepfunctions"))
-        self._wire()
         self.scheduler.start()
         self._start_rekognition()
+        if self.persistence:
+            self._resume()
         self.functions = functions_from_template(self.template, self.resolver)
         # The plumbing (CLI, dashboard, tests) reads the stack's names from the functions' common variables.
         self._export({**_shared_environment(self.functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
+        if self.persistence:  # where the lake lies on disk (`cliplake sql` reads its tables' files there)
+            self._export({"CLIPLAKE_DATA_DIR": str(self.persistence.dir.path)})
+        if self.restored and self.restored.checkpoint_loaded:
+            _expire_in_progress(self, self.env.get("CLIPLAKE_IDEMPOTENCY_TABLE", ""))
         for spec in self.functions.values():  # as Lambda's CreateFunction does: the role must be assumable by Lambda
             self.function_environment(spec)
         if self.start_dispatcher:
@@ -190,6 +222,9 @@ class LocalCloud:
                 environment=self.function_environment,
             )
             self.dispatcher.start()
+        if self.persistence:  # what `cliplake env` prints, and when this cloud came up
+            info = self.persistence.dir.read_info()
+            self.persistence.dir.write_info({**info, "env": self.env, "started_at": time.time()})
         # moto, the deployed stack and botocore's models live as long as the process: frozen, they are left out of
         # the full garbage collections, which otherwise scan them all and stalled every thread for 0.4-0.5 s
         gc.collect()
@@ -207,6 +242,8 @@ class LocalCloud:
         if self.rekognition:
             self.rekognition.stop()
             self.rekognition = None
+        if self.persistence:
+            self.persistence.close()  # the last checkpoint, before moto is reset
         if self._moto:
             try:  # moto's backends are process-global: leave them empty for the next cloud
                 requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
@@ -214,6 +251,9 @@ class LocalCloud:
                 log.warning("could not reset moto: %s", exc)
             self._moto.stop()
             self._moto = None
+        if self.persistence:
+            self.persistence.detach()
+            self.persistence = None
         self._patches.close()
         self._enforcement.disable()
         iam_resources.uninstall()
@@ -250,11 +290,12 @@ class LocalCloud:
 
     def _enforce(self) -> None:
         """Create the administrator, sign everything with its keys from now on, then switch enforcement on."""
-        admin = Enforcement.create_admin(self.client("iam"))
-        self._export(admin.env())
-        self._unset("AWS_SESSION_TOKEN")  # an IAM user's keys come without one (moto refuses a token with them)
-        self._clients = {}
-        boto3.DEFAULT_SESSION = None  # boto3's default session caches the first credentials it resolved
+        if self.data_dir is None:  # a durable cloud runs without enforcement and without an administrator (above)
+            admin = Enforcement.create_admin(self.client("iam"))
+            self._export(admin.env())
+            self._unset("AWS_SESSION_TOKEN")  # an IAM user's keys come without one (moto refuses a token with them)
+            self._clients = {}
+            boto3.DEFAULT_SESSION = None  # boto3's default session caches the first credentials it resolved
         environ.install()
         if self.enforce_iam:
             iam_resources.install()
@@ -295,20 +336,35 @@ class LocalCloud:
         code = zip_functions()
         artifacts = f"cliplake-sam-artifacts-{account}-{REGION}"  # like sam deploy's managed bucket, any stack name
         key = f"functions-{hashlib.sha256(code).hexdigest()[:16]}.zip"
-        s3.create_bucket(Bucket=artifacts)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            s3.create_bucket(Bucket=artifacts)  # already there when the data directory has the stack
         s3.put_object(Bucket=artifacts, Key=key, Body=code)
 
-        self.template = transform(load_template(self.template_path), code_uri=f"s3://{artifacts}/{key}", region=REGION)
+        source = load_template(self.template_path)
+        self.template = transform(source, code_uri=f"s3://{artifacts}/{key}", region=REGION)
         deployed = copy.deepcopy(self.template)
         for lid in resources_of_type(deployed, "AWS::Lambda::EventSourceMapping"):
             del deployed["Resources"][lid]  # moto would poll the queues itself; the dispatcher does it
         _silence_moto_about(_WIRING)
-        cfn.create_stack(
-            StackName=self.stack_name,
-            TemplateBody=json.dumps(deployed),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
+        # as `sam deploy`: the stack of the data directory is updated when its template or parameters changed
+        digest = self.stack_digest(source)
+        previous = self.persistence.dir.read_info().get("stacks", {}) if self.persistence else {}
+        exists = self.stack_name in previous and _stack_exists(cfn, self.stack_name)
+        args = {
+            "StackName": self.stack_name,
+            "TemplateBody": json.dumps(deployed),
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()],
+            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        }
+        self.stack_action = "created"
+        if not exists:
+            cfn.create_stack(**args)
+        elif previous[self.stack_name] != digest:
+            cfn.update_stack(**args)
+            self.stack_action = "updated"
+        else:
+            self.stack_action = "kept"
+        self._stack_digest = digest
         stack = _wait_for_stack(cfn, self.stack_name)
         self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         physical = {}
@@ -325,6 +381,36 @@ class LocalCloud:
             stack_name=self.stack_name,
             stack_id=stack["StackId"],
         )
+        if self.persistence:  # the ids the wiring gave before (secrets, Glue, ...): kept when it keeps them
+            saved = self.persistence.saved_stack(self.stack_name)
+            for lid, physical in (saved.get("resolver", {}).get("physical_ids") or {}).items():
+                self.resolver.physical_ids.setdefault(lid, physical)
+
+    def stack_digest(self, source: dict[str, Any] | None = None) -> str:
+        """What the stack is deployed from: the template (before the transform) and the parameters."""
+        source = source if source is not None else load_template(self.template_path)
+        return hashlib.sha256(json.dumps([source, self.parameters], sort_keys=True, default=str).encode()).hexdigest()
+
+    def _attach(self, kept: dict[str, Any]) -> None:
+        """The stack of the data directory, unchanged since it was deployed: template, resolver and outputs as saved;
+        the local scheduler gets the template's schedules (moto's Scheduler has them already)."""
+        self.template, self.outputs, self.stack_action = kept["template"], kept["outputs"], "kept"
+        self._stack_digest = kept["digest"]
+        r = kept["resolver"]
+        self.resolver = Resolver(
+            self.template,
+            r["physical_ids"],
+            r["parameters"],
+            region=REGION,
+            account_id=r["account_id"],
+            stack_name=self.stack_name,
+            stack_id=r["stack_id"],
+        )
+        for lid in resources_of_type(self.template, "AWS::Scheduler::Schedule"):
+            res = self.template["Resources"][lid]
+            if not res.get("Condition") or self.resolver.condition(res["Condition"]):
+                props = self.resolver.resolve(res.get("Properties", {}))
+                self.scheduler.add(LocalSchedule.from_properties(self.resolver.physical_ids[lid], props))
 
     def _wire(self) -> None:
         """Apply, from the template, what moto's CloudFormation accepts but does not do."""
@@ -335,7 +421,12 @@ class LocalCloud:
             if apply:
                 props = self.resolver.resolve(res.get("Properties", {}))
                 physical = self.resolver.physical_ids.get(lid) or f"{self.stack_name}-{lid}"
-                apply(self, physical, props, lid)
+                try:
+                    apply(self, physical, props, lid)
+                except ClientError as err:  # an updated stack of the data directory: what exists stays
+                    if not (self.restored and self.restored.checkpoint_loaded and "xist" in str(err)):
+                        raise
+                    log.info("kept %s (%s): %s", lid, res["Type"], err)
                 log.debug("wired %s (%s)", lid, res["Type"])
 
     def _start_rekognition(self) -> None:
@@ -356,6 +447,25 @@ class LocalCloud:
         )
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
+
+    def _resume(self) -> None:
+        """With a data directory: remember the port and the stack, journal the Rekognition jobs (re-running the
+        unpublished ones), say on the batch records which executions the restart aborted, checkpoint."""
+        assert self.persistence is not None
+        info = self.persistence.dir.read_info()
+        info.update({"port": self.port, "endpoint_url": self.endpoint_url})
+        if self.rekognition:
+            info["rekognition_port"] = int(self.rekognition.url.rsplit(":", 1)[1])
+        info.setdefault("stacks", {})[self.stack_name] = self._stack_digest
+        info["outputs"] = self.outputs
+        self.persistence.dir.write_info(info)
+        self.persistence.save_stack(self)
+        if self.rekognition:
+            self.persistence.attach_rekognition(self.rekognition)
+        for aborted in self.restored.aborted_executions if self.restored else []:
+            self.aborted_batches.append(aborted)
+            _mark_batch_aborted(self, aborted)
+        self.persistence.start_background()  # its first checkpoint comes a few seconds after the first write
 
     # --------------------------------------------------------------------------------------------- idle
     def busy(self) -> list[str]:
@@ -396,6 +506,87 @@ class LocalCloud:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialise_dynamodb() -> None:
+    """One DynamoDB request at a time. moto's tables are plain dicts: `TransactWriteItems` deep-copies a table
+    while another request thread may write to it ("dictionary changed size during iteration", a 500 that failed
+    analyze's job-slot transaction under load). DynamoDB calls take milliseconds in moto: serialising costs little."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_serialised", False):
+        return
+    call_action = DynamoHandler.call_action
+
+    def serialised(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return call_action(self)
+
+    serialised._serialised = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialised  # type: ignore[method-assign]
+
+
+def _previous_port(persistence: Persistence, which: str = "port") -> int:
+    """The port the data directory's cloud had (queue URLs and exports name it), if it is free again; else any."""
+    port = int(persistence.dir.read_info().get(which) or 0)
+    try:
+        return free_port(HOST, port) if port else 0
+    except OSError:
+        return 0
+
+
+def _expire_in_progress(cloud: LocalCloud, table: str) -> int:
+    """A restart means every invocation that was running died: their powertools idempotency records still say
+    INPROGRESS until the invocation's deadline (up to 15 min), which would refuse the redelivered messages until
+    then. On AWS the redelivery comes after that deadline (the visibility timeout covers it); here it comes at once,
+    so the records of the dead invocations are expired now, as their deadline would have."""
+    if not table:
+        return 0
+    ddb, expired = cloud.client("dynamodb"), 0
+    for page in ddb.get_paginator("scan").paginate(
+        TableName=table,
+        FilterExpression="#s = :p",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": {"S": "INPROGRESS"}},
+    ):
+        for item in page.get("Items", []):
+            ddb.delete_item(TableName=table, Key={"id": item["id"]})
+            expired += 1
+    if expired:
+        log.info("expired %d idempotency record(s) of invocations the restart ended", expired)
+    return expired
+
+
+def _stack_exists(cfn: Any, name: str) -> bool:
+    try:
+        return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] != "DELETE_COMPLETE"
+    except cfn.exceptions.ClientError:
+        return False
+
+
+def _mark_batch_aborted(cloud: LocalCloud, aborted: dict[str, str]) -> None:
+    """The catalog's batch record of an execution the restart aborted: ABORTED, with the reason."""
+    table = cloud.outputs.get("CatalogTableName")
+    if not table:
+        return
+    ddb = cloud.client("dynamodb")
+    # no record yet (aborted while planning) or already summarised: nothing to say
+    with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"BATCH#{aborted['name']}"}, "sk": {"S": "META"}},
+            UpdateExpression="SET #s = :s, reason = :r",
+            ConditionExpression="attribute_exists(pk) AND #s <> :done",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":s": {"S": "ABORTED"},
+                ":r": {"S": aborted["cause"]},
+                ":done": {"S": "SUCCEEDED"},
+            },
+        )
+
+
 def _wait_for_stack(cfn: Any, name: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -405,7 +596,7 @@ def _wait_for_stack(cfn: Any, name: str, timeout: float = 120) -> dict[str, Any]
         if time.monotonic() > deadline:
             raise TimeoutError(f"stack {name} still {stack['StackStatus']}")
         time.sleep(0.1)
-    if stack["StackStatus"] != "CREATE_COMPLETE":
+    if stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
         reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events[:10]]
         raise RuntimeError(f"stack {name} is {stack['StackStatus']}: {reasons}")
@@ -559,7 +750,10 @@ def _wire_secret(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str =
         args["SecretString"] = props["SecretString"]
     elif "GenerateSecretString" in props:
         args["SecretString"] = sm.get_random_password(PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
-    arn = sm.create_secret(**args)["ARN"]
+    try:
+        arn = sm.create_secret(**args)["ARN"]
+    except sm.exceptions.ResourceExistsException:  # a restart on the same data directory: keep its value
+        arn = sm.describe_secret(SecretId=args["Name"])["ARN"]
     cloud.resolver.physical_ids[lid] = arn  # `Ref` of a secret is its ARN
 
 
@@ -578,7 +772,11 @@ def _wire_schedule(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str
     for key in ("Description", "ScheduleExpressionTimezone", "GroupName"):
         if key in props:
             args[key] = props[key]
-    cloud.client("scheduler").create_schedule(**args)
+    scheduler = cloud.client("scheduler")
+    try:
+        scheduler.create_schedule(**args)
+    except scheduler.exceptions.ConflictException:  # a restart on the same data directory
+        scheduler.update_schedule(**args)
     cloud.resolver.physical_ids[lid] = name
     if cloud.scheduler:
         cloud.scheduler.add(LocalSchedule.from_properties(name, props))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import importlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -80,7 +81,7 @@ class Mapping:
     batch_size: int = 10
     report_batch_item_failures: bool = False
     enabled: bool = True
-    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: invocations at once, at most
+    max_concurrency: int = 1  # ScalingConfig.MaximumConcurrency; without one, one poller as before
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,10 @@ def mappings_from_template(template: dict[str, Any], resolver: Resolver) -> list
                 batch_size=int(props.get("BatchSize", 10)),
                 report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                 enabled=str(props.get("Enabled", True)).lower() != "false",
-                maximum_concurrency=_int_or_none((props.get("ScalingConfig") or {}).get("MaximumConcurrency")),
+                max_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)),
             )
         )
     return mappings
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value in (None, "") else int(value)
 
 
 class LambdaContext:
@@ -214,7 +211,9 @@ def failed_ids(response: Any, message_ids: list[str], report_batch_item_failures
 
 
 class Dispatcher:
-    """Runs the mappings: one thread each, handlers called in-process.
+    """Runs the mappings: one poller thread each, handlers called in-process. A mapping with a ScalingConfig
+    `MaximumConcurrency` gets that many pollers, at most `max_pollers` (the machine's cores, at least 2): its
+    invocations run in parallel, as Lambda scales an SQS event source up to the cap.
 
     `handlers` maps a function's logical id to a callable used instead of the template's `Handler`
     (e.g. a stub, or an instrumented wrapper); it can also be changed while running with `set_handler`
@@ -231,18 +230,15 @@ class Dispatcher:
         backoff: Backoff | None = None,
         poll_wait_s: int = 1,
         environment: Environment | None = None,
-        max_pollers: int = 1,
+        max_pollers: int | None = None,
     ) -> None:
         self.mappings = [m for m in mappings if m.enabled]
         self.environment = environment
-        # this machine's cap on concurrent invocations of one function: 1 by default, because moto's DynamoDB runs
-        # concurrent transactions without isolation (two conditional job-slot transactions of one video can both
-        # pass), which concurrent invocations of a stage would expose
-        self.max_pollers = max_pollers
         self.endpoint_url = endpoint_url
         self.region = region
         self.backoff = backoff or Backoff()
         self.poll_wait_s = poll_wait_s
+        self.max_pollers = max(1, max_pollers or max(2, os.cpu_count() or 1))
         self.stats: dict[str, dict[str, int]] = {
             m.function.logical_id: {"invocations": 0, "records": 0, "failures": 0} for m in self.mappings
         }
@@ -291,17 +287,15 @@ class Dispatcher:
         self._stop.clear()
         for mapping in self.mappings:
             for i in range(self.pollers(mapping)):
-                thread = threading.Thread(
-                    target=self._poll, args=(mapping,), name=f"esm-{mapping.function.logical_id}-{i}", daemon=True
-                )
+                name = f"esm-{mapping.function.logical_id}" + (f"-{i}" if i else "")
+                thread = threading.Thread(target=self._poll, args=(mapping,), name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
         log.info("dispatcher: %d mappings started", len(self._threads))
 
     def pollers(self, mapping: Mapping) -> int:
-        """Concurrent invocations of the mapping's function: one per poller thread. Lambda scales an SQS mapping
-        up to its `MaximumConcurrency`; here at most `max_pollers`, and one when the template sets no cap."""
-        return max(1, min(mapping.maximum_concurrency or 1, self.max_pollers))
+        """How many invocations of a mapping may run at once here."""
+        return max(1, min(mapping.max_concurrency, self.max_pollers))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

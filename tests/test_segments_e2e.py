@@ -1,0 +1,291 @@
+"""Long videos on the local cloud: a fan-out of segment invocations (each message delivered twice) transcodes a
+3-minute Theora video in 30 s segments, joins it once and analyses it; a 7-hour video is refused at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from batchkit import history, max_overlap, wait_execution
+from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
+
+import cliplake.segments as segments
+from cliplake.adapters.transcodes import Transcodes
+from cliplake.analyze import analyze_object
+from cliplake.batches import complete_video, heartbeat_video
+from cliplake.contracts import BatchItem, ObjectRef, S3NotificationSqsRecord, SegmentTask, VideoSummary
+from cliplake.handlers.segment import handler as segment_handler
+from cliplake.lake import parse_raw_key, video_id_for
+from cliplake.media import ffmpeg_exe
+from cliplake.services import get_services
+from cliplake.sources.models import Candidate
+from cliplake_ops.cli import drop_files, wait_for_videos
+from cliplake_ops.localcloud.dispatcher import Dispatcher
+
+pytestmark = pytest.mark.e2e
+ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
+
+
+def _analyze_with_short_segments(event, context):
+    """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
+    reads for the fan-out; the segment stage takes its ranges from the tasks)."""
+    svc = get_services()
+    svc = replace(svc, settings=svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
+    for record in event["Records"]:
+        for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
+            analyze_object(svc, ObjectRef.from_event(s3_event))
+    return {"batchItemFailures": []}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How often each ffmpeg step of the segment stage runs."""
+    calls: Counter[str] = Counter()
+    for name in ("encode_segment", "encode_audio", "join_parts"):
+        real = getattr(segments, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(segments, name, counting)
+    return calls
+
+
+INVOCATIONS: list[tuple[float, float]] = []
+
+
+def _twice(event, context):
+    """Every segment message delivered twice in a row (a redelivery after a lost acknowledgement)."""
+    start = time.monotonic()
+    segment_handler(event, context)
+    response = segment_handler(event, context)
+    INVOCATIONS.append((start, time.monotonic()))
+    return response
+
+
+def _table_items(cloud, vid):
+    r = cloud.client("dynamodb").query(
+        TableName=cloud.outputs["CatalogTableName"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"VIDEO#{vid}"}},
+        ConsistentRead=True,
+    )
+    return sorted(r["Items"], key=lambda i: i["sk"]["S"])
+
+
+def test_a_long_video_is_transcoded_by_segments_joined_once_and_analysed(cloud, lake, catalog, counted, tmp_path):
+    src = make_source(tmp_path / "lecture.ogv", SOURCES["ogv"])
+    jobs_before = cloud.rekognition.job_count()
+    with cloud.dispatcher.override(SegmentFunction=_twice, AnalyzeFunction=_analyze_with_short_segments):
+        [key] = drop_files(lake, [src], campaign="segments")
+        [video] = wait_for_videos(catalog, [key], timeout_s=300)
+        cloud.wait_idle(timeout=120)
+    assert video["status"] == "INDEXED", video.get("reason")
+    raw, vid = parse_raw_key(key), video_id_for(key)
+    record = Transcodes(catalog.table, catalog.client).get(vid)
+    assert len(record["splits"]) == 6 and record["joined_at"]
+    assert set(record["done"]) == set(record["parts"]) == {f"v{i:05d}.mp4" for i in range(6)} | {"audio.m4a"}
+    # Delivered twice, each part was encoded once and the rendition joined once; one analysis (one job per feature) ran.
+    assert counted == {"encode_segment": 6, "encode_audio": 1, "join_parts": 1}
+    assert cloud.rekognition.job_count() == jobs_before + len(video["jobs"])
+    assert max_overlap(INVOCATIONS) >= 2  # the dispatcher ran segment invocations side by side
+    listed = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=raw.parts_prefix)
+    assert listed.get("KeyCount", 0) == 0  # the parts are removed after the join
+
+    rendition = lake.download(raw.rendition_key, tmp_path / "rendition.mp4")
+    assert frame_count(rendition) == frame_count(src) == 180 * RATE
+    assert abs(video_seconds(rendition) - 180) <= 1 / RATE
+    assert abs(audio_seconds(rendition) - audio_seconds(src)) <= 1 / RATE
+    summary = VideoSummary.model_validate_json(lake.get_text(raw.summary_key))
+    assert summary.provenance.transcoded and summary.provenance.analysed_key == raw.rendition_key
+
+    # Every segment task sent again after the join changes nothing.
+    rendition_etag, items = lake.head(raw.rendition_key).etag, _table_items(cloud, vid)
+    tasks = [
+        SegmentTask(kind="video", bucket=lake.bucket, raw_key=key, etag=record["etag"], index=i, start=s,
+                    end=(record["splits"] + [None])[i + 1]).model_dump_json()
+        for i, s in enumerate(record["splits"])
+    ] + [SegmentTask(kind=k, bucket=lake.bucket, raw_key=key, etag=record["etag"]).model_dump_json()
+         for k in ("audio", "join")]  # fmt: skip
+    sqs = cloud.client("sqs")
+    for body in tasks:
+        sqs.send_message(QueueUrl=cloud.outputs["SegmentQueueUrl"], MessageBody=body)
+    cloud.wait_idle(timeout=120)
+    assert counted == {"encode_segment": 6, "encode_audio": 1, "join_parts": 1}
+    assert lake.head(raw.rendition_key).etag == rendition_etag and _table_items(cloud, vid) == items
+    assert cloud.rekognition.job_count() == jobs_before + len(video["jobs"])
+    attrs = sqs.get_queue_attributes(QueueUrl=cloud.outputs["SegmentDLQUrl"], AttributeNames=["All"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_video_longer_than_six_hours_fails_at_once_without_a_transcode(cloud, lake, catalog, counted, tmp_path):
+    """Seven hours in the container's header (three tiny frames 3.5 h apart): refused from the probe alone."""
+    src = tmp_path / "seven hours.webm"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=size=32x32:rate=1:duration=3",
+         "-vf", "setpts=N*12600/TB", "-fps_mode", "passthrough", "-c:v", "libvpx", "-b:v", "10k", str(src)],
+        check=True,
+    )  # fmt: skip
+    [key] = drop_files(lake, [src], campaign="segments")
+    [video] = wait_for_videos(catalog, [key], timeout_s=120)
+    assert video["status"] == "FAILED"
+    assert video["reason"] == "video is 7.0 h long; Rekognition Video takes at most 6 h"
+    raw = parse_raw_key(key)
+    assert lake.head(raw.rendition_key) is None and not counted
+    assert Transcodes(catalog.table, catalog.client).get(video_id_for(key)) is None
+
+
+def _item_machine(cloud, queue_url: str, heartbeat_s: int) -> str:
+    """The batch's per-video item (the real `Video` task and its Catch) as a state machine of its own, its
+    HeartbeatSeconds scaled down to `heartbeat_s` and its task sent to `queue_url`."""
+    definition = json.loads(ASL.read_text())
+    item = definition["States"]["Items"]["ItemProcessor"]
+    video = item["States"]["Video"]
+    assert video["HeartbeatSeconds"] == 3600 and video["TimeoutSeconds"] > 6 * 3600  # what the batch uses
+    video["HeartbeatSeconds"] = heartbeat_s
+    video["Parameters"]["QueueUrl"] = queue_url
+    item.pop("ProcessorConfig")
+    sfn = cloud.client("stepfunctions")
+    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/item-test"
+    return sfn.create_state_machine(name=f"item-{uuid.uuid4().hex[:8]}", definition=json.dumps(item),
+                                    roleArn=role)["stateMachineArn"]  # fmt: skip
+
+
+def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(cloud, catalog):
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
+    queue_url = sqs.create_queue(QueueName=f"items-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = _item_machine(cloud, queue_url, heartbeat_s=2)
+    runs = {}
+    for name in ("worked", "stuck"):
+        vid = f"vheartbeat{name}{uuid.uuid4().hex[:6]}"
+        item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": {"video_id": vid}}
+        runs[name] = (vid, sfn.start_execution(stateMachineArn=arn, name=vid, input=json.dumps(item))["executionArn"])
+    tokens = {}
+    while len(tokens) < 2:
+        for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+            body = json.loads(m["Body"])
+            tokens[body["input"]["item"]["video_id"]] = body["token"]
+    svc = get_services()
+    vid, worked = runs["worked"]
+    catalog.put_task(vid, tokens[vid], "b")
+    deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
+    while time.monotonic() < deadline:
+        assert heartbeat_video(svc, vid, "segment done")
+        time.sleep(1)
+    assert sfn.describe_execution(executionArn=worked)["status"] == "RUNNING"
+    assert complete_video(svc, vid, ok=True)
+    assert json.loads(wait_execution(sfn, worked, 30)["output"])["status"] == "INDEXED"
+    assert not heartbeat_video(svc, vid, "after the end")  # a completed item gets no more heartbeats
+
+    # No heartbeat: timed out after 2 s (its TimeoutSeconds is days), caught per video. AWS names the error
+    # States.HeartbeatTimeout; moto's interpreter reports the TaskTimedOut as States.Timeout (Catch matches both).
+    stuck = wait_execution(sfn, runs["stuck"][1], 30)
+    assert stuck["status"] == "SUCCEEDED"
+    output = json.loads(stuck["output"])
+    assert output["video_id"] == runs["stuck"][0] and output["status"] == "FAILED"
+    assert output["error"] in {"States.HeartbeatTimeout", "States.Timeout"}
+    assert "TaskTimedOut" in {e["type"] for e in history(sfn, runs["stuck"][1])}
+
+
+def _typical_item(i: int) -> dict:
+    """A planned item as the Plan state returns it, for a Commons video with typical field lengths."""
+    title = f"File:Lecture on the history of the river valley, part {i} (1962).webm"
+    candidate = Candidate(
+        source="wikimedia", source_id=str(10_000_000 + i), title=title, author="Example Archive of Public Films",
+        author_url="https://commons.wikimedia.org/wiki/User:Example_Archive", licence="CC BY-SA 4.0",
+        page_url=f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'))}",
+        licence_url="https://creativecommons.org/licenses/by-sa/4.0/", size=734_003_200, size_exact=False,
+        download_url=f"https://upload.wikimedia.org/wikipedia/commons/transcoded/a/ab/{quote(title[5:])}/"
+                     f"{quote(title[5:])}.720p.vp9.webm",
+        sha1="3f786850e387550fdab836ed7e6dc881de23001b", source_sha1="89e6c98d92887913cadf06b2adb97f26cde4849b",
+        mime="video/webm", width=1280, height=720, duration_s=3600.0, query="river valley", rendition="720p.vp9.webm",
+        modifications=["transcoded by Wikimedia Commons to 720p VP9"],
+    )  # fmt: skip
+    raw = f"media-raw/video/wikimedia/history/20261201_060000/{title[5:]}"
+    return BatchItem(video_id=video_id_for(raw), source="wikimedia", source_id=candidate.source_id, title=title,
+                     raw_key=raw, candidate=candidate.model_dump(mode="json")).model_dump(mode="json")  # fmt: skip
+
+
+def _batch_run(cloud, items: int, fail_every: int) -> dict:
+    """The batch state machine (the real definition, its queues replaced by scratch ones this test answers) run
+    over `items` planned videos, every `fail_every`-th failed by its stage: its history and payload sizes."""
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
+    queues = {name: sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("b", "i")}
+    definition = ASL.read_text()
+    for key, value in {"BatchQueueUrl": queues["b"], "IngestQueueUrl": queues["i"],
+                       "NotificationsTopicArn": cloud.outputs["NotificationsTopicArn"]}.items():  # fmt: skip
+        definition = definition.replace("${" + key + "}", value)
+    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/events-test"
+    arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
+    name = f"events-{items}-{uuid.uuid4().hex[:6]}"
+    execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
+    plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
+            "items": [_typical_item(i) for i in range(items)]}  # fmt: skip
+    sizes = {"plan": len(json.dumps(plan))}
+    answered = 0
+    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+        for queue, url in queues.items():
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+                body = json.loads(m["Body"])
+                if queue == "b" and body["task"] == "plan":
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
+                elif queue == "b":
+                    sizes["results"] = len(json.dumps(body["results"]))
+                    summary = {"subject": "cliplake batch", "message": "done", "batch_id": name}
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(summary))
+                elif answered % fail_every == fail_every - 1:
+                    sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
+                    answered += 1
+                else:
+                    vid = body["input"]["item"]["video_id"]
+                    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(
+                        {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
+                    answered += 1
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+    return {"events": len(history(sfn, execution)), **sizes}
+
+
+def test_a_batch_of_1000_videos_fits_step_functions_quotas_as_measured_per_item(cloud):
+    """Events and payload per item, measured on the batch definition in the local cloud (a fifth of the items
+    failing, which takes the longer Catch path), extrapolated to 1,000 items against Step Functions' quotas."""
+    small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 15, 5)
+    per_item = {k: (large[k] - small[k]) / 10 for k in ("events", "plan", "results")}
+    fixed_events = small["events"] - 5 * per_item["events"]
+    events_1000 = fixed_events + 1000 * per_item["events"]
+    plan_1000 = small["plan"] + 995 * per_item["plan"]
+    results_1000 = small["results"] + 995 * per_item["results"]
+    print(f"per item: {per_item['events']:.1f} events, {per_item['plan']:.0f} B planned, "
+          f"{per_item['results']:.0f} B of results; 1000 items: {events_1000:.0f} events (quota 25,000), "
+          f"plan {plan_1000 / 1024:.0f} KiB and results {results_1000 / 1024:.0f} KiB (quota 256 KiB)")  # fmt: skip
+    assert 5 <= per_item["events"] <= 12  # every item: Map iteration + task events, the Catch path included
+    assert events_1000 < 25_000  # the history fits an inline Map, heartbeats add no events
+    assert results_1000 < 256 * 1024  # the Map's output fits too
+    # The plan does not: 1,000 planned items are several times Step Functions' 256 KiB payload quota. A batch
+    # therefore plans at most `max_batch_size` items (100 by default: within the quota with room to spare).
+    assert plan_1000 > 256 * 1024
+    assert small["plan"] + 95 * per_item["plan"] < 256 * 1024
+
+
+def test_the_segment_function_scales_to_its_maximum_concurrency_capped_by_the_machine(cloud):
+    mappings = {m.function.logical_id: m for m in cloud.dispatcher.mappings}
+    segment = mappings["SegmentFunction"]
+    assert segment.max_concurrency == 100  # the template's SegmentConcurrency (ScalingConfig MaximumConcurrency)
+    assert max(m.max_concurrency for lid, m in mappings.items() if lid != "SegmentFunction") <= 5  # caps of 5 or none
+    assert cloud.dispatcher.pollers(segment) == min(100, cloud.dispatcher.max_pollers) >= 2
+    assert Dispatcher([], max_pollers=500).pollers(segment) == 100
+    assert Dispatcher([], max_pollers=1).pollers(segment) == 1
+    assert sum(t.name.startswith("esm-SegmentFunction") for t in threading.enumerate()) == cloud.dispatcher.pollers(
+        segment
+    )
