@@ -156,8 +156,26 @@ def _stepfunctions(response: Any) -> list[Permission] | None:
     return None
 
 
+#: SQS's batch actions are authorised as their single-message action (as IAM does: there is no sqs:*Batch action)
+_SQS_BATCH = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def _sqs(response: Any) -> list[Permission] | None:
+    single = _SQS_BATCH.get(response._get_action())
+    url = _json_body(response).get("QueueUrl") or ""
+    if single is None or not url:
+        return None  # moto's own check
+    account, name = url.rstrip("/").split("/")[-2:]
+    return [(f"sqs:{single}", f"arn:aws:sqs:{response.region}:{account}:{name}")]
+
+
 #: service name (as moto's responses name it) -> the request's permissions; None from a resolver means "*".
 RESOLVERS: dict[str, Resolver] = {
+    "sqs": _sqs,
     "dynamodb": _dynamodb,
     "sns": _sns,
     "ssm": _ssm,
