@@ -244,7 +244,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         say(f"cliplake: in another shell: {env_hint(data)}")
         if not args.verbose:
             say(f"cliplake: functions' logs in {data.log_file} (--verbose prints them here); Ctrl-C stops")
-        threading.Event().wait()
+        # Not `Event().wait()`: a SIGTERM delivered to another thread only runs its Python handler once the main
+        # thread executes bytecode, and a lock wait without a timeout never does (a child cloud ignored `kill`).
+        while True:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         say("cliplake: stopping (a last checkpoint of the data directory)")
     finally:

@@ -37,7 +37,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("name", list(TAGS))
 def test_frames_match_ffmpegs_own_rgb_conversion(tagged, name):
     """The probe reads the matrix and range off the stream; the frames converted with them match ffmpeg's RGB
-    conversion of the same frames (≥ 38 dB), and converting with the other matrix would not (< 33 dB)."""
+    conversion of the same frames (≥ 34 dB, and ≥ 8 dB closer than converting with the other matrix, which stays
+    under 33 dB). ffmpeg's own conversion is not bit-stable across CPUs (swscale picks its SIMD path at run time):
+    the bt709 clip measured 41 dB on one machine and 36.5 dB on another."""
     path = tagged[name]
     matrix, colour_range, _ = TAGS[name]
     info = decode.probe(path)
@@ -52,8 +54,8 @@ def test_frames_match_ffmpegs_own_rgb_conversion(tagged, name):
     wrong = decode.yuv_to_rgb("bt601" if matrix == "bt709" else "bt709")
     for frame, ref in zip(frames, reference, strict=True):
         assert int(frame.y.min()) >= 16 and int(frame.y.max()) <= 235  # limited range, full-range video too
-        assert psnr(frame.rgb(), ref) >= 38
-        assert psnr(decode.Frame(frame.i420().tobytes(), w, h, wrong).rgb(), ref) < 33
+        right, other = psnr(frame.rgb(), ref), psnr(decode.Frame(frame.i420().tobytes(), w, h, wrong).rgb(), ref)
+        assert right >= 34 and other < 33 and right - other >= 8, (right, other)
         assert frame.rgb((224, 224)).shape == (224, 224, 3)
 
 

@@ -352,10 +352,7 @@ class Catalog:
                 "filename": summary.filename,
             }
             requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
-        for i in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[i : i + 25]}
-            while pending:
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+        self._batch_write(requests)
 
     def _write_labels(self, summary: VideoSummary, previous: dict[str, float]) -> None:
         vid = summary.video_id
@@ -382,6 +379,10 @@ class Catalog:
                 "filename": summary.filename,
             }
             requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
+        self._batch_write(requests)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """`BatchWriteItem` in chunks of 25 (its limit), retrying what DynamoDB leaves unprocessed."""
         for i in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: requests[i : i + 25]}
             while pending:

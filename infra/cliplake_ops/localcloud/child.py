@@ -100,5 +100,12 @@ class ChildCloud:
         """As Ctrl-C (SIGTERM is handled the same way): a last checkpoint, then exit; returns the exit code."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            return self.proc.wait(60)
+            try:
+                return self.proc.wait(120)
+            except subprocess.TimeoutExpired:  # stuck: its threads' stacks into the log (SIGUSR1), then kill it
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(2)
+                self.proc.kill()
+                self.proc.wait(30)
+                return -signal.SIGKILL
         return self.proc.returncode if self.proc else 0
