@@ -166,6 +166,25 @@ def test_presigned_urls_are_authenticated_and_authorised(cloud, lake):
     assert requests.get(denied, timeout=10).status_code == 403
 
 
+def test_a_multi_object_delete_is_authorised_key_by_key(cloud, lake):
+    """DeleteObjects is s3:DeleteObject on each key (IAM has no s3:DeleteObjects): segment may delete the parts
+    of a segmented transcode, and nothing else."""
+    parts = [f"media-processed/video/dropin/iam/x{uuid.uuid4().hex[:6]}_h264.parts/{i:05d}.mp4" for i in range(2)]
+    other = f"media-processed/video/dropin/iam/x{uuid.uuid4().hex[:6]}.json"
+    for key in [*parts, other]:
+        lake.client.put_object(Bucket=lake.bucket, Key=key, Body=b"x")
+    env, _ = cloud.function_environment(cloud.functions["SegmentFunction"])
+    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=REGION,
+                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                    aws_session_token=env["AWS_SESSION_TOKEN"])  # fmt: skip
+    s3 = session.client("s3", endpoint_url=cloud.endpoint_url)
+    refused = s3.delete_objects(Bucket=lake.bucket, Delete={"Objects": [{"Key": k} for k in [*parts, other]]})
+    assert {e["Key"] for e in refused.get("Errors", [])} == {*parts, other} and not refused.get("Deleted")
+    done = s3.delete_objects(Bucket=lake.bucket, Delete={"Objects": [{"Key": k} for k in parts]})
+    assert {d["Key"] for d in done["Deleted"]} == set(parts) and not done.get("Errors")
+    assert lake.client.head_object(Bucket=lake.bucket, Key=other)["ContentLength"] == 1
+
+
 # ------------------------------------------------------------------------------------------ identities
 def test_each_function_runs_as_its_own_role_with_its_own_environment(cloud):
     """A handler sees its role's credentials and its function's name; the role's policy is what it may do."""

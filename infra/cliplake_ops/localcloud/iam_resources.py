@@ -24,7 +24,9 @@ ListFunctions or Scheduler's GetSchedule) had moto's parsed query string, or its
 its signature never matched;  a denial of a JSON-protocol request is answered in that protocol
 (`AccessDeniedException` with IAM's message naming the action and the resource, which botocore then reports as
 such) rather than as XML; and presigned S3 URLs (query-string SigV4: `X-Amz-Credential`, `X-Amz-Signature`) are
-authenticated and authorised like signed requests, with their expiry, instead of failing with a KeyError.
+authenticated and authorised like signed requests, with their expiry, instead of failing with a KeyError; a
+multi-object delete (DeleteObjects) is authorised as `s3:DeleteObject` on each of its keys, as IAM does, not on
+the bucket (every key must be allowed: AWS would answer the refused keys one by one, moto refuses the request).
 Conditions stay as moto evaluates them (`StringEquals` on a few context keys); the static check of the template
 (tests/test_iam.py) covers the others (`s3:prefix`, `iam:PassedToService`).
 
@@ -304,10 +306,22 @@ def _authenticate_and_authorize_s3_action(
 
     query = _presigned(self)
     if query is None or ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        if bucket_name and key_name is None and self.method == "POST" and self.is_delete_keys():
+            for key in _deleted_keys(self.body):  # DeleteObjects: IAM checks s3:DeleteObject on each key
+                _ORIGINAL["s3"](self, bucket_name, key)
+            return None
         return _ORIGINAL["s3"](self, bucket_name, key_name)
     arn = f"{bucket_name or '*'}/{key_name}" if key_name else (bucket_name or "*")
     _check_presigned(self, query, f"arn:aws:s3:::{arn}")
     return None
+
+
+def _deleted_keys(body: bytes | str) -> list[str]:
+    import xmltodict
+
+    objects = xmltodict.parse(body or "<Delete/>").get("Delete", {}) or {}
+    objects = objects.get("Object", [])
+    return [o["Key"] for o in (objects if isinstance(objects, list) else [objects])]
 
 
 # ------------------------------------------------------------------------------------------------ policies
