@@ -105,6 +105,24 @@ class SourcesServer:
         return hit
 
 
+def states_role(cloud: Any, name: str, queue_urls: list[str], topic_arn: str = "") -> str:
+    """A role Step Functions may assume (IAM is enforced), allowed to send to `queue_urls` and publish to
+    `topic_arn`: what a test's own state machine needs to run its tasks against scratch queues."""
+    sqs, iam = cloud.client("sqs"), cloud.client("iam")
+    arns = [
+        sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] for u in queue_urls
+    ]
+    statements = [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arns}]
+    if topic_arn:
+        statements.append({"Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn})
+    trust = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+                           "Statement": [trust]}))["Role"]["Arn"]  # fmt: skip
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="tasks", PolicyDocument=json.dumps(policy))
+    return role
+
+
 def wait_execution(sfn: Any, arn: str, timeout_s: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:

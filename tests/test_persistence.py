@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from batchkit import tiny_clips
+from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.lake import SOURCES, video_id_for
@@ -135,6 +137,13 @@ def test_a_clean_restart_keeps_everything_and_old_exports_still_work(crashed):
     assert cloud.stop() == 0
     cloud.start()
     assert cloud.env == old_env  # same endpoint, bucket, table, queues, state machine: old exports still work
+    # ...and the same administrator key: IAM is enforced in a durable cloud too, the fixed testing keys refused
+    assert cloud.env["AWS_ACCESS_KEY_ID"] != "testing"
+    testing = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name=cloud.env["AWS_DEFAULT_REGION"])  # fmt: skip
+    with pytest.raises(ClientError) as refused:
+        testing.client("s3", endpoint_url=cloud.env["AWS_ENDPOINT_URL"]).list_buckets()
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     assert snapshot(cloud) == first
     # the restarted cloud still works: one more drop is indexed
     clip = tiny_clips(Path(cloud.log.parent) / "more", 1)[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from batchkit import history, max_overlap, wait_execution
+from batchkit import history, max_overlap, states_role, wait_execution
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
@@ -155,7 +155,7 @@ def _item_machine(cloud, queue_url: str, heartbeat_s: int) -> str:
     video["Parameters"]["QueueUrl"] = queue_url
     item.pop("ProcessorConfig")
     sfn = cloud.client("stepfunctions")
-    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/item-test"
+    role = states_role(cloud, f"item-{uuid.uuid4().hex[:8]}", [queue_url])
     return sfn.create_state_machine(name=f"item-{uuid.uuid4().hex[:8]}", definition=json.dumps(item),
                                     roleArn=role)["stateMachineArn"]  # fmt: skip
 
@@ -169,8 +169,11 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
         vid = f"vheartbeat{name}{uuid.uuid4().hex[:6]}"
         item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": {"video_id": vid}}
         runs[name] = (vid, sfn.start_execution(stateMachineArn=arn, name=vid, input=json.dumps(item))["executionArn"])
-    tokens = {}
+    tokens, deadline = {}, time.monotonic() + 30
     while len(tokens) < 2:
+        assert time.monotonic() < deadline, (
+            f"the items' tasks never reached their queue: {history(sfn, runs['stuck'][1])}"
+        )
         for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
             body = json.loads(m["Body"])
             tokens[body["input"]["item"]["video_id"]] = body["token"]
@@ -224,7 +227,9 @@ def _batch_run(cloud, items: int, fail_every: int) -> dict:
     for key, value in {"BatchQueueUrl": queues["b"], "IngestQueueUrl": queues["i"],
                        "NotificationsTopicArn": cloud.outputs["NotificationsTopicArn"]}.items():  # fmt: skip
         definition = definition.replace("${" + key + "}", value)
-    role = f"arn:aws:iam::{cloud.outputs['BatchStateMachineArn'].split(':')[4]}:role/events-test"
+    role = states_role(
+        cloud, f"events-{uuid.uuid4().hex[:8]}", list(queues.values()), cloud.outputs["NotificationsTopicArn"]
+    )
     arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
     name = f"events-{items}-{uuid.uuid4().hex[:6]}"
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from batchkit import states_role
 from botocore.exceptions import ClientError
 
 from cliplake.adapters.stepfunctions import TaskTokens
@@ -20,14 +21,9 @@ pytestmark = pytest.mark.e2e
 def waiting(cloud):
     """A state machine whose task waits for a token sent to a queue of its own, with a 2 s timeout."""
     tag = uuid.uuid4().hex[:8]
-    sqs, iam, sfn = cloud.client("sqs"), cloud.client("iam"), cloud.client("stepfunctions")
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     url = sqs.create_queue(QueueName=f"tokens-{tag}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    statement = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    trust = {"Version": "2012-10-17", "Statement": [statement]}
-    role = iam.create_role(RoleName=f"tokens-{tag}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": arn}]}
-    iam.put_role_policy(RoleName=f"tokens-{tag}", PolicyName="send", PolicyDocument=json.dumps(policy))
+    role = states_role(cloud, f"tokens-{tag}", [url])
     definition = {
         "StartAt": "Wait",
         "States": {

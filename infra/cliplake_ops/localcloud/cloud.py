@@ -118,11 +118,9 @@ class LocalCloud:
         data_dir: str | Path | None = None,
     ) -> None:
         self.port = port
-        # A durable cloud (data_dir) runs WITHOUT IAM enforcement, for now: its journal replays requests with their
-        # original signatures (IAM users' keys and STS session tokens, which are os.urandom and not replay-stable),
-        # and its restored IAM state would need the administrator's keys reused across restarts. Until that is
-        # made to work, LocalCloud(data_dir=...) behaves as enforce_iam=False and creates no administrator.
-        self.enforce_iam = enforce_iam and data_dir is None
+        # A durable cloud (data_dir) enforces IAM too: its journal is replayed before enforcement is switched on
+        # (each request was authorised when it was first made), and the restored administrator keeps its key.
+        self.enforce_iam = enforce_iam
         self.data_dir = Path(data_dir) if data_dir else None  # durable state (see persistence.py); None: in memory
         self.persistence: Persistence | None = None
         self.restored: Restored | None = None
@@ -290,12 +288,11 @@ class LocalCloud:
 
     def _enforce(self) -> None:
         """Create the administrator, sign everything with its keys from now on, then switch enforcement on."""
-        if self.data_dir is None:  # a durable cloud runs without enforcement and without an administrator (above)
-            admin = Enforcement.create_admin(self.client("iam"))
-            self._export(admin.env())
-            self._unset("AWS_SESSION_TOKEN")  # an IAM user's keys come without one (moto refuses a token with them)
-            self._clients = {}
-            boto3.DEFAULT_SESSION = None  # boto3's default session caches the first credentials it resolved
+        admin = Enforcement.create_admin(self.client("iam"), self.client("sts").get_caller_identity()["Account"])
+        self._export(admin.env())
+        self._unset("AWS_SESSION_TOKEN")  # an IAM user's keys come without one (moto refuses a token with them)
+        self._clients = {}
+        boto3.DEFAULT_SESSION = None  # boto3's default session caches the first credentials it resolved
         environ.install()
         if self.enforce_iam:
             iam_resources.install()

@@ -71,13 +71,21 @@ class Enforcement:
         self._saved: tuple[Any, int] | None = None
 
     @staticmethod
-    def create_admin(iam_client: Any) -> SessionCredentials:
-        """The administrator of the plumbing (call before `enable`, with any keys)."""
+    def create_admin(iam_client: Any, account_id: str) -> SessionCredentials:
+        """The administrator of the plumbing (call before `enable`, with any keys). A restored cloud (a data
+        directory) already has one: its key is reused, so that shells exported by `cliplake env` before a restart
+        still reach the cloud after it."""
         with suppress(iam_client.exceptions.EntityAlreadyExistsException):
             iam_client.create_user(UserName=ADMIN_USER)
         iam_client.put_user_policy(
             UserName=ADMIN_USER, PolicyName="AdministratorAccess", PolicyDocument=json.dumps(ADMIN_POLICY)
         )
+        from moto.iam.models import iam_backends  # the secret of an existing key: IAM itself never returns it
+
+        user = iam_backends[account_id]["global"].users[ADMIN_USER]
+        active = [k for k in user.access_keys if k.status == "Active"]
+        if active:
+            return SessionCredentials(active[0].access_key_id, active[0].secret_access_key)
         key = iam_client.create_access_key(UserName=ADMIN_USER)["AccessKey"]
         return SessionCredentials(key["AccessKeyId"], key["SecretAccessKey"])
 
