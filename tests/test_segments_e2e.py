@@ -27,8 +27,8 @@ from cliplake.lake import parse_raw_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
 from cliplake.sources.models import Candidate
-from cliplake_ops.cli import drop_files, wait_for_videos
-from cliplake_ops.localcloud.dispatcher import Dispatcher
+from cliplake_cli.cli import drop_files, wait_for_videos
+from cliplake_localcloud.dispatcher import Dispatcher
 
 pytestmark = pytest.mark.e2e
 ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
