@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from cliplake.adapters.s3 import S3_CONFIG
+from cliplake.services import new_session
 from cliplake_localcloud import environ, iam_resources, task_tokens
 from cliplake_localcloud.dispatcher import (
     Backoff,
@@ -280,7 +281,7 @@ class LocalCloud:
     def client(self, service: str) -> Any:
         """A boto3 client of the local cloud (cached; boto3 clients are thread-safe)."""
         if service not in self._clients:
-            session = boto3.session.Session()
+            session = new_session()  # one loader of service models for the process
             extra = {"config": S3_CONFIG} if service == "s3" else {}  # SigV4 presigned URLs, as the stages make
             self._clients[service] = session.client(
                 service, region_name=REGION, endpoint_url=self.endpoint_url, **extra

@@ -32,8 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from cliplake.services import new_session
 from cliplake_localcloud import environ
 from cliplake_localcloud.template import Resolver, resources_of_type
 
@@ -311,7 +310,7 @@ class Dispatcher:
 
     # ---------------------------------------------------------------------------------------- the mapping
     def _client(self) -> Any:
-        return boto3.session.Session().client("sqs", region_name=self.region, endpoint_url=self.endpoint_url)
+        return new_session().client("sqs", region_name=self.region, endpoint_url=self.endpoint_url)
 
     def _poll(self, mapping: Mapping) -> None:
         sqs = self._client()
