@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from batchkit import SourcesServer, history, max_overlap, tiny_clips, wait_execution
 
-from cliplake.batches import complete_video
 from cliplake.campaigns import get_current_campaign, list_campaigns, set_current_campaign
+from cliplake.completion import complete_video
 from cliplake.services import get_services
 from cliplake.settings import get_settings
 from cliplake_localcloud.scheduler import next_fire

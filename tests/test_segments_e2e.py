@@ -20,7 +20,7 @@ from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source
 import cliplake.segments as segments
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
-from cliplake.batches import complete_video, heartbeat_video
+from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import BatchItem, ObjectRef, S3NotificationSqsRecord, SegmentTask, VideoSummary
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, video_id_for

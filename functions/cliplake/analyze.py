@@ -19,9 +19,9 @@ from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
-from cliplake.batches import BATCH_ID_METADATA, FEATURES_METADATA, complete_video, heartbeat_video
+from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
-from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
+from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA, LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.segments import fans_out, start_fan_out
 from cliplake.services import Services

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.batches import complete_video, heartbeat_video
+from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services

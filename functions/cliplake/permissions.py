@@ -38,7 +38,7 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
     reason = permission_denied(err)
     if reason is None or not video_id:
         return None
-    from cliplake.batches import complete_video  # batches imports the stages' services
+    from cliplake.completion import complete_video  # it imports the stages' services
     from cliplake.tables import write_failed_rows
 
     try:

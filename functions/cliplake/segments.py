@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.transcodes import SegmentQueue, Transcodes
-from cliplake.batches import complete_video, heartbeat_video
+from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import ObjectRef, SegmentTask, video_part
 from cliplake.lake import RawKey, parse_raw_key
 from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
