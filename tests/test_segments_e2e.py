@@ -18,6 +18,7 @@ from batchkit import history, max_overlap, states_role, wait_execution
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
+from cliplake.adapters.catalog import video_key
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
 from cliplake.completion import complete_video, heartbeat_video
@@ -76,7 +77,7 @@ def _table_items(cloud, vid):
     r = cloud.client("dynamodb").query(
         TableName=cloud.outputs["CatalogTableName"],
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"VIDEO#{vid}"}},
+        ExpressionAttributeValues={":pk": video_key(vid)["pk"]},
         ConsistentRead=True,
     )
     return sorted(r["Items"], key=lambda i: i["sk"]["S"])
@@ -179,7 +180,7 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
             tokens[body["input"]["item"]["video_id"]] = body["token"]
     svc = get_services()
     vid, worked = runs["worked"]
-    catalog.put_task(vid, tokens[vid], "b")
+    catalog.tasks.put(vid, tokens[vid], "b")
     deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
     while time.monotonic() < deadline:
         assert heartbeat_video(svc, vid, "segment done")

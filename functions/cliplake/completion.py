@@ -27,20 +27,20 @@ def complete_video(svc: Services, video_id: str, *, ok: bool, reason: str = "", 
     the video (index on success; analyze/finalize/ingest on failure). Returns True when this call completed it."""
     if svc.tokens is None:
         return False
-    task = svc.catalog.finish_task(video_id, VideoStatus.INDEXED if ok else VideoStatus.FAILED, reason)
+    task = svc.catalog.tasks.finish(video_id, VideoStatus.INDEXED if ok else VideoStatus.FAILED, reason)
     if task is None:  # no batch item, or already completed: nothing to do
         return False
     try:
         if ok:
             names = [t["name"] if isinstance(t, Mapping) else getattr(t, "name", str(t)) for t in top_labels]
-            svc.tokens.succeed(task["task_token"], {"video_id": video_id, "status": "INDEXED", "top_labels": names[:5]})
+            svc.tokens.succeed(task.task_token, {"video_id": video_id, "status": "INDEXED", "top_labels": names[:5]})
         else:
             # Step Functions keeps the cause (moto drops it): the readable reason is in the catalog as well.
-            svc.tokens.fail(task["task_token"], VIDEO_FAILED, reason or "the video failed")
+            svc.tokens.fail(task.task_token, VIDEO_FAILED, reason or "the video failed")
     except (ClientError, BotoCoreError):
-        svc.catalog.reopen_task(video_id)  # the retry of this message completes it
+        svc.catalog.tasks.reopen(video_id)  # the retry of this message completes it
         raise
-    log.info("batch item completed", extra={"video_id": video_id, "batch_id": task.get("batch_id"), "ok": ok})
+    log.info("batch item completed", extra={"video_id": video_id, "batch_id": task.batch_id, "ok": ok})
     return True
 
 
@@ -50,10 +50,10 @@ def heartbeat_video(svc: Services, video_id: str, step: str) -> bool:
     if svc.tokens is None:
         return False
     try:
-        task = svc.catalog.get_task(video_id)
-        if not task or task.get("completed_at") or not task.get("task_token"):
+        task = svc.catalog.tasks.get(video_id)
+        if task is None or not task.open:
             return False
-        sent = svc.tokens.heartbeat(task["task_token"])
+        sent = svc.tokens.heartbeat(task.task_token)
     except (ClientError, BotoCoreError) as err:
         log.warning("heartbeat not sent", extra={"video_id": video_id, "step": step, "error": str(err)})
         return False

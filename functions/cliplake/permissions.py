@@ -42,11 +42,11 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
     from cliplake.tables import write_failed_rows
 
     try:
-        video = svc.catalog.get_video(video_id)
+        video = svc.catalog.videos.get(video_id)
         if video is None:
             return None
-        svc.catalog.mark_failed(video_id, video.get("source", "dropin"), reason)
-        svc.catalog.release_job_slots(video_id)
+        svc.catalog.videos.mark_failed(video_id, video.source, reason)
+        svc.catalog.slots.release(video_id)
         write_failed_rows(svc.lake, video, reason)
         complete_video(svc, video_id, ok=False, reason=reason)
     except ClientError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from cliplake.completion import complete_video
-from cliplake.contracts import ItemTask
+from cliplake.contracts import Attribution, ItemTask, VideoRecord
 from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA
 from cliplake.services import Services
 from cliplake.sources.http import build_session
@@ -24,7 +24,7 @@ def ingest_item(svc: Services, msg: ItemTask) -> str:
     """
     item, inp = msg.input.item, msg.input
     vid = item.video_id
-    svc.catalog.put_task(
+    svc.catalog.tasks.put(
         vid, msg.token, msg.batch_id, source=item.source, source_id=item.source_id, title=item.title,
         raw_key=item.raw_key,
     )  # fmt: skip
@@ -50,12 +50,13 @@ def ingest_item(svc: Services, msg: ItemTask) -> str:
     except IngestError as err:
         reason = f"download failed: {err.reason}"
         log.warning("item failed", extra={"video_id": vid, "reason": reason})
-        planned = {"video_id": vid, "source": item.source, "campaign": inp.campaign, "raw_key": item.raw_key,
-                   "title": item.title, "filename": item.raw_key.rsplit("/", 1)[-1]}  # fmt: skip
+        filename = item.raw_key.rsplit("/", 1)[-1]
+        planned = VideoRecord(video_id=vid, source=item.source, campaign=inp.campaign, raw_key=item.raw_key,
+                              filename=filename, attribution=Attribution(title=item.title))  # fmt: skip
         write_failed_rows(svc.lake, planned, reason)
         complete_video(svc, vid, ok=False, reason=reason)
         return "failed"
     if key != item.raw_key:
         log.warning("ingested under %s, planned %s", key, item.raw_key)
-    svc.catalog.mark_ingested(cand.source, cand.source_id, cand.content_hash or "", vid)
+    svc.catalog.ingested.mark(cand.source, cand.source_id, cand.content_hash or "", vid)
     return "ingested"

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.contracts import BatchItem, BatchStatus, BatchTrigger, PlanTask
+from cliplake.contracts import BatchItem, BatchItemRef, BatchRecord, BatchStatus, BatchTrigger, PlanTask
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
 from cliplake.services import Services
 from cliplake.sources.http import ConfigurationError, build_session
@@ -65,27 +65,18 @@ def live_sources(svc: Services) -> tuple[dict[str, Source], dict[str, str]]:
     return sources, errors
 
 
-def batch_record(msg: PlanTask, campaign: str, max_concurrency: int, started_at: str) -> dict[str, Any]:
-    """A batch record in the documented shape (the dashboard reads it)."""
-    return {
-        "batch_id": msg.batch_id,
-        "execution_arn": msg.execution_arn,
-        "campaign": campaign,
-        "batch_size": msg.input.batch_size,
-        "max_concurrency": max_concurrency,
-        "trigger": msg.input.trigger.value,
-        "status": BatchStatus.PLANNING.value,
-        "offline": False,
-        "items": [],
-        "received": 0,
-        "processed": 0,
-        "failed": 0,
-        "failures": [],
-        "top_labels": [],
-        "started_at": started_at,
-        "ended_at": "",
-        "reason": "",
-    }
+def batch_record(msg: PlanTask, campaign: str, max_concurrency: int, started_at: str) -> BatchRecord:
+    """A new batch's record (the dashboard reads it)."""
+    return BatchRecord(
+        batch_id=msg.batch_id,
+        execution_arn=msg.execution_arn,
+        campaign=campaign,
+        batch_size=msg.input.batch_size,
+        max_concurrency=max_concurrency,
+        trigger=msg.input.trigger.value,
+        status=BatchStatus.PLANNING.value,
+        started_at=started_at,
+    )
 
 
 def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     campaign = inp.campaign or get_current_campaign(svc.ssm, s.campaigns_parameter_path) or DEFAULT_CAMPAIGN
     max_concurrency = inp.max_concurrency or s.default_max_concurrency
     started_at = now_iso()
-    svc.catalog.put_batch(batch_record(msg, campaign, max_concurrency, started_at))
+    svc.catalog.batches.put(batch_record(msg, campaign, max_concurrency, started_at))
     if inp.campaign and inp.trigger in (BatchTrigger.MANUAL, BatchTrigger.DASHBOARD):
         set_current_campaign(svc.ssm, campaign, s.campaigns_parameter_path)  # the next scheduled run uses it
     chosen_campaign = load_campaign(svc.ssm, s.campaigns_parameter_path, campaign)
@@ -138,12 +129,15 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     reason = "" if items else empty_reason(size, campaign, sources, errors, len(found), live_skipped, samples_state, s)
     if reason:
         log.warning("batch plans nothing", extra={"batch_id": msg.batch_id, "reason": reason})
-    svc.catalog.update_batch(
+    svc.catalog.batches.update(
         msg.batch_id,
         status=BatchStatus.RUNNING.value,
         reason=reason,
         offline=offline,
-        items=[{"video_id": i.video_id, "source": i.source, "title": i.title, "raw_key": i.raw_key} for i in items],
+        items=[
+            BatchItemRef(video_id=i.video_id, source=i.source, title=i.title, raw_key=i.raw_key).model_dump()
+            for i in items
+        ],
         received=len(items),
         sources_failed=errors,
         skipped=dict(skipped + chosen.skipped),
@@ -203,8 +197,8 @@ def empty_reason(
 
 def run_plan(svc: Services, msg: PlanTask) -> dict[str, Any] | None:
     """The Plan task: plan, then answer the token (a failure fails the batch with a readable cause)."""
-    existing = svc.catalog.get_batch(msg.batch_id)
-    if existing and existing.get("status") != BatchStatus.PLANNING.value:
+    existing = svc.catalog.batches.get(msg.batch_id)
+    if existing and existing.status != BatchStatus.PLANNING.value:
         log.info("plan message redelivered: batch %s already planned", msg.batch_id)
         return None
     try:
@@ -212,9 +206,9 @@ def run_plan(svc: Services, msg: PlanTask) -> dict[str, Any] | None:
     except Exception as err:
         reason = f"planning failed: {type(err).__name__}: {err}"
         log.exception("batch %s: %s", msg.batch_id, reason)
-        if existing is None and svc.catalog.get_batch(msg.batch_id) is None:
-            svc.catalog.put_batch(batch_record(msg, msg.input.campaign, 0, now_iso()))
-        svc.catalog.update_batch(msg.batch_id, status=BatchStatus.FAILED.value, reason=reason, ended_at=now_iso())
+        if existing is None and svc.catalog.batches.get(msg.batch_id) is None:
+            svc.catalog.batches.put(batch_record(msg, msg.input.campaign, 0, now_iso()))
+        svc.catalog.batches.update(msg.batch_id, status=BatchStatus.FAILED.value, reason=reason, ended_at=now_iso())
         if svc.tokens:
             svc.tokens.fail(msg.token, PLAN_FAILED, reason)
         return None

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.contracts import BatchFailure, BatchLabel, BatchStatus, BatchSummary, SummarizeTask, VideoStatus
+from cliplake.contracts import (
+    BatchFailure,
+    BatchLabel,
+    BatchRecord,
+    BatchStatus,
+    BatchSummary,
+    SummarizeTask,
+    VideoStatus,
+)
 from cliplake.services import Services
 
 TOP_LABELS = 10
@@ -11,40 +19,40 @@ TOP_LABELS = 10
 
 def summarize(svc: Services, msg: SummarizeTask) -> BatchSummary:
     """Received, processed, failed (with reasons from the catalog) and the batch's top labels."""
-    record = svc.catalog.get_batch(msg.batch_id) or {"batch_id": msg.batch_id, "items": []}
+    record = svc.catalog.batches.get(msg.batch_id) or BatchRecord(batch_id=msg.batch_id)
     results = {r.get("video_id"): r for r in msg.results if isinstance(r, dict) and r.get("video_id")}
     processed, failures = 0, []
     labels: dict[str, BatchLabel] = {}
-    for it in record.get("items", []):
-        vid = it["video_id"]
-        video = svc.catalog.get_video(vid) or {}
-        if video.get("status") == VideoStatus.INDEXED.value:
+    for it in record.items:
+        vid = it.video_id
+        video = svc.catalog.videos.get(vid)
+        if video is not None and video.status == VideoStatus.INDEXED:
             processed += 1
-            for t in video.get("top_labels", []):
-                seen = labels.setdefault(t["name"], BatchLabel(name=t["name"], videos=0, max_confidence=0.0))
+            for t in video.top_labels:
+                seen = labels.setdefault(t.name, BatchLabel(name=t.name, videos=0, max_confidence=0.0))
                 seen.videos += 1
-                seen.max_confidence = max(seen.max_confidence, round(float(t["max_confidence"]), 2))
+                seen.max_confidence = max(seen.max_confidence, round(t.max_confidence, 2))
             continue
-        task = svc.catalog.get_task(vid) or {}
+        task = svc.catalog.tasks.get(vid)
         error = (results.get(vid) or {}).get("error", "")
-        reason = video.get("reason") or task.get("reason") or ""
+        reason = (video.reason if video else "") or (task.reason if task else "")
         if not reason:
-            status = video.get("status", "not ingested").lower()
+            status = video.status.lower() if video else "not ingested"
             reason = f"{error}: the video was still {status}" if error else f"did not finish ({status})"
-        failures.append(BatchFailure(video_id=vid, title=it.get("title", ""), reason=reason))
+        failures.append(BatchFailure(video_id=vid, title=it.title, reason=reason))
     top = sorted(labels.values(), key=lambda x: (-x.videos, -x.max_confidence, x.name))[:TOP_LABELS]
     summary = BatchSummary(
         batch_id=msg.batch_id,
-        reason=record.get("reason", "") if not record.get("items") else "",
-        campaign=record.get("campaign", ""),
-        trigger=record.get("trigger", ""),
-        offline=bool(record.get("offline")),
-        received=len(record.get("items", [])),
+        reason=record.reason if not record.items else "",
+        campaign=record.campaign,
+        trigger=record.trigger,
+        offline=record.offline,
+        received=len(record.items),
         processed=processed,
         failed=len(failures),
         failures=failures,
         top_labels=top,
-        started_at=record.get("started_at", ""),
+        started_at=record.started_at,
         ended_at=now_iso(),
     )
     summary.subject, summary.message = render(summary)
@@ -95,7 +103,7 @@ def render(summary: BatchSummary) -> tuple[str, str]:
 
 def run_summarize(svc: Services, msg: SummarizeTask) -> BatchSummary:
     summary = summarize(svc, msg)
-    svc.catalog.update_batch(
+    svc.catalog.batches.update(
         msg.batch_id,
         status=BatchStatus.SUCCEEDED.value,
         received=summary.received,
