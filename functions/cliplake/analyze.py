@@ -7,7 +7,6 @@ idempotency), and a re-run after a crash re-announces a job that finished meanwh
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,16 @@ from pydantic import BaseModel
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
 from cliplake.completion import complete_video, heartbeat_video
-from cliplake.contracts import Attribution, JobKind, JobStatus, ObjectRef, VideoRecord, VideoStatus
+from cliplake.contracts import (
+    Attribution,
+    CompletionVideo,
+    JobKind,
+    JobStatus,
+    ObjectRef,
+    RekognitionCompletion,
+    VideoRecord,
+    VideoStatus,
+)
 from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA, LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.segments import fans_out, start_fan_out
@@ -178,17 +186,16 @@ def _reconcile(svc: Services, vid: str, raw: RawKey, video: VideoRecord) -> Anal
         status, message = svc.rekognition.status(kind, job.job_id)
         if status == JobStatus.IN_PROGRESS:
             continue
-        completion = {
-            "JobId": job.job_id,
-            "Status": status,
-            "API": API_NAME[kind],
-            "JobTag": vid,
-            "Timestamp": int(time.time() * 1000),
-            "Video": {"S3ObjectName": video.analysed_key or raw.key, "S3Bucket": svc.settings.bucket},
-        }
-        if message:
-            completion["Message"] = message
-        svc.sns.publish(TopicArn=svc.settings.rekognition_topic_arn, Message=json.dumps(completion))
+        completion = RekognitionCompletion(
+            JobId=job.job_id,
+            Status=status,
+            API=API_NAME[kind],
+            JobTag=vid,
+            Timestamp=int(time.time() * 1000),
+            Video=CompletionVideo(S3ObjectName=video.analysed_key or raw.key, S3Bucket=svc.settings.bucket),
+            Message=message or None,
+        )
+        svc.completions.announce(completion)
         announced[kind.value] = job.job_id
     if announced:
         return AnalyzeResult(video_id=vid, outcome="reconciled", jobs=announced)

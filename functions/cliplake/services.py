@@ -20,10 +20,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.client import BaseClient
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.rekognition import Channel, Rekognition
+from cliplake.adapters.rekognition import Channel, CompletionTopic, Rekognition
 from cliplake.adapters.s3 import S3_CONFIG, Lake
+from cliplake.adapters.secrets import Secrets
+from cliplake.adapters.ssm import Campaigns
 from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.settings import PerEnvironment, Settings, environment_key, get_settings, runtime_identity
 
@@ -37,13 +40,13 @@ class Services:
     catalog: Catalog
     rekognition: Rekognition
     channel: Channel
-    sns: Any
+    completions: CompletionTopic
     tokens: TaskTokens | None = None
-    ssm: Any = None
-    secrets: Any = None
-    sqs: Any = None
-    dynamodb: Any = None  # the client of the catalog, also given to the idempotency layer
-    _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
+    campaigns: Campaigns | None = None
+    secrets: Secrets | None = None
+    sqs: BaseClient | None = None  # message visibility (back-off) and the segment queue
+    dynamodb: BaseClient | None = None  # the client of the catalog, also given to the idempotency layer
+    _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Callable[..., Any]]] = field(default_factory=dict)
 
     def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
         """`fn` wrapped with powertools idempotency, keyed by one of its (model) arguments.
@@ -84,7 +87,7 @@ def new_session() -> boto3.session.Session:
     return session
 
 
-def build_services(settings: Settings, session: Any = None) -> Services:
+def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
     """Every adapter of the stages, with clients of `session` (a new one by default: see the module's docstring)."""
     session = session or new_session()
     dynamodb = session.client("dynamodb")
@@ -98,10 +101,10 @@ def build_services(settings: Settings, session: Any = None) -> Services:
             page_size=settings.result_page_size,
         ),
         channel=Channel(settings.rekognition_topic_arn, settings.rekognition_role_arn),
-        sns=session.client("sns"),
+        completions=CompletionTopic(settings.rekognition_topic_arn, session.client("sns")),
         tokens=TaskTokens(session.client("stepfunctions")),
-        ssm=session.client("ssm"),
-        secrets=session.client("secretsmanager"),
+        campaigns=Campaigns(session.client("ssm"), settings.campaigns_parameter_path),
+        secrets=Secrets(session.client("secretsmanager")),
         sqs=session.client("sqs"),
         dynamodb=dynamodb,
     )

@@ -24,7 +24,7 @@ from unitkit import BUCKET, TABLE, TOPIC, FakeMedia, FakeRekognition, FakeTokens
 
 import cliplake.analyze as analyze_module
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.rekognition import Channel
+from cliplake.adapters.rekognition import Channel, CompletionTopic
 from cliplake.adapters.s3 import Lake
 from cliplake.services import Services, new_session
 from cliplake.settings import Settings
@@ -50,5 +50,5 @@ def unit(monkeypatch, tmp_path) -> Iterator[Unit]:
         rekognition, tokens, topic = FakeRekognition(), FakeTokens(), FakeTopic()
         svc = Services(settings=settings, lake=Lake(BUCKET, s3), catalog=Catalog(TABLE, ddb),
                        rekognition=rekognition, channel=Channel(TOPIC, "arn:aws:iam::123456789012:role/unit"),
-                       sns=topic, tokens=tokens)  # type: ignore[arg-type]  # fmt: skip
+                       completions=CompletionTopic(TOPIC, topic), tokens=tokens)  # type: ignore[arg-type]  # fmt: skip
         yield Unit(svc, s3, rekognition, tokens, topic, media)

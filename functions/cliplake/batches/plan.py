@@ -14,15 +14,12 @@ from cliplake.contracts import BatchItem, BatchItemRef, BatchRecord, BatchStatus
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
 from cliplake.services import Services
 from cliplake.sources.http import ConfigurationError, build_session
-from cliplake.sources.pixabay import PixabayClient, PixabayError, cached_session, read_api_key
+from cliplake.sources.pixabay import NO_KEY, PixabayClient, PixabayError, api_key_of, cached_session
 from cliplake.sources.planning import (
     Limits,
     Source,
     gather_candidates,
-    get_current_campaign,
-    load_campaign,
     plan_batch,
-    set_current_campaign,
 )
 from cliplake.sources.samples import SamplesSource
 from cliplake.sources.wikimedia import WikimediaClient
@@ -53,10 +50,9 @@ def live_sources(svc: Services) -> tuple[dict[str, Source], dict[str, str]]:
     except ConfigurationError as err:
         errors["wikimedia"] = str(err)
     try:
-        raw = svc.secrets.get_secret_value(SecretId=s.pixabay_secret_id)["SecretString"] if s.pixabay_secret_id else ""
-        if raw.strip() in {"", '{"key": ""}', '{"key":""}'}:
-            raise PixabayError("no Pixabay API key in the secret (aws secretsmanager put-secret-value)")
-        key = read_api_key(svc.secrets, s.pixabay_secret_id)
+        if not s.pixabay_secret_id:
+            raise PixabayError(NO_KEY)
+        key = api_key_of(svc.secrets.value(s.pixabay_secret_id), s.pixabay_secret_id)
         sources["pixabay"] = PixabayClient(
             cached_session(s.work_dir), s.pixabay_api_url, key, max_height=s.max_height, max_retries=1, timeout=timeout
         )  # type: ignore[arg-type]
@@ -82,13 +78,13 @@ def batch_record(msg: PlanTask, campaign: str, max_concurrency: int, started_at:
 def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     """Choose the batch's videos; returns the Plan state's output (items for the Map)."""
     s, inp = svc.settings, msg.input
-    campaign = inp.campaign or get_current_campaign(svc.ssm, s.campaigns_parameter_path) or DEFAULT_CAMPAIGN
+    campaign = inp.campaign or svc.campaigns.current() or DEFAULT_CAMPAIGN
     max_concurrency = inp.max_concurrency or s.default_max_concurrency
     started_at = now_iso()
     svc.catalog.batches.put(batch_record(msg, campaign, max_concurrency, started_at))
     if inp.campaign and inp.trigger in (BatchTrigger.MANUAL, BatchTrigger.DASHBOARD):
-        set_current_campaign(svc.ssm, campaign, s.campaigns_parameter_path)  # the next scheduled run uses it
-    chosen_campaign = load_campaign(svc.ssm, s.campaigns_parameter_path, campaign)
+        svc.campaigns.set_current(campaign)  # the next scheduled run uses it
+    chosen_campaign = svc.campaigns.load(campaign)
     queries = chosen_campaign.queries
     size = min(inp.batch_size, s.max_batch_size)
     limits = Limits.from_settings(s)
