@@ -564,8 +564,8 @@ class BatchLabel(BaseModel):
     max_confidence: float
 
 
-class BatchSummary(BaseModel):
-    """What the Summarize state returns; the state machine publishes `subject`/`message` to the topic."""
+class BatchOutcome(BaseModel):
+    """What a batch came to: counts, failures with their reasons, top labels (its summary and its record)."""
 
     batch_id: str
     campaign: str = ""
@@ -579,32 +579,25 @@ class BatchSummary(BaseModel):
     started_at: str = ""
     ended_at: str = ""
     reason: str = ""  # why nothing was planned, when nothing was
+
+
+class BatchSummary(BatchOutcome):
+    """What the Summarize state returns; the state machine publishes `subject`/`message` to the topic."""
+
     subject: str = ""
     message: str = ""
 
 
-class BatchRecord(CatalogRecord):
+class BatchRecord(CatalogRecord, BatchOutcome):
     """One batch (its id is the execution name): plan, status, summary; the dashboard reads it."""
 
-    batch_id: str
     execution_arn: str = ""
-    campaign: str = ""
     batch_size: int = 0
     max_concurrency: int = 0
-    trigger: str = ""
     status: str = BatchStatus.PLANNING.value  # a BatchStatus, or the execution's status the local cloud records
-    offline: bool = False
     items: list[BatchItemRef] = Field(default_factory=list)
-    received: int = 0
-    processed: int = 0
-    failed: int = 0
-    failures: list[BatchFailure] = Field(default_factory=list)
-    top_labels: list[BatchLabel] = Field(default_factory=list)
     sources_failed: dict[str, str] = Field(default_factory=dict)
     skipped: dict[str, int] = Field(default_factory=dict)
-    started_at: str = ""
-    ended_at: str = ""
-    reason: str = ""
 
 
 # ------------------------------------------------------------------------------------------ segmented transcode

@@ -130,7 +130,7 @@ OPERATIONS: dict[str, list[Need]] = {
     "sqs.segment_back_off": [
         Need("sqs:ChangeMessageVisibility", "${SegmentQueue.Arn}", why="handlers/segment: back_off of a join")
     ],
-    # --- campaigns and sources (sources/planning.py, batches.plan.live_sources)
+    # --- campaigns and sources (campaigns.py through adapters/ssm.py; batches.plan.live_sources, adapters/secrets.py)
     "campaigns.read": [
         Need("ssm:GetParameter", PARAMETERS + "/campaigns/travel", why="load_campaign"),
         Need("ssm:GetParameter", PARAMETERS + "/current-campaign", why="get_current_campaign"),
