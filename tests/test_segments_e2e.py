@@ -38,7 +38,7 @@ def _analyze_with_short_segments(event, context):
     """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
     reads for the fan-out; the segment stage takes its ranges from the tasks)."""
     svc = get_services()
-    svc = svc.with_settings(svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
+    svc = svc.replaced(svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
     for record in event["Records"]:
         for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
             analyze_object(svc, ObjectRef.from_event(s3_event))

@@ -47,10 +47,10 @@ class Services:
         self._idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Callable[..., Any]]] = {}
         self.__dict__.update(given)  # what cached_property would have built
 
-    def with_settings(self, settings: Settings) -> Services:
-        """The same adapters (those built so far, and the session) under other settings."""
+    def replaced(self, settings: Settings | None = None, **adapters: object) -> Services:
+        """The same services (the adapters built so far, the session) with other settings or adapters."""
         built = {k: v for k, v in self.__dict__.items() if k in _ADAPTERS}
-        return Services(settings, self._session, **built)
+        return Services(settings or self.settings, self._session, **{**built, **adapters})
 
     def _client(self, service: str, **kwargs: Any) -> BaseClient:
         self._session = self._session or new_session()

@@ -39,5 +39,7 @@ def test_other_settings_keep_the_adapters_built():
     session = CountingSession()
     svc = build_services(Settings(bucket="b"), session)  # type: ignore[arg-type]
     lake = svc.lake
-    other = svc.with_settings(Settings(bucket="b", single_pass_max_s=60))
+    other = svc.replaced(Settings(bucket="b", single_pass_max_s=60))
     assert other.lake is lake and other.settings.single_pass_max_s == 60 and session.made == ["s3"]
+    tokenless = other.replaced(tokens=None)
+    assert tokenless.tokens is None and tokenless.lake is lake and tokenless.settings is other.settings
