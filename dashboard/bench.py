@@ -25,25 +25,25 @@ APP = str(Path(__file__).resolve().parent / "app.py")
 LABELS = [f"Bench{i:02d}" for i in range(20)]
 
 
-def _video_item(i: int, now: datetime, label: str, conf: float) -> dict[str, Any]:
-    vid = f"vbench{i:08d}"
+def _video_item(i: int, now: datetime, label: str, conf: float, vid: str = "") -> dict[str, Any]:
+    from cliplake.adapters.catalog import video_item_keys
+
+    vid = vid or f"vbench{i:08d}"
     created = (now - timedelta(seconds=i)).isoformat(timespec="milliseconds")
     source = ("wikimedia", "pixabay", "dropin")[i % 3]
     return {
-        "pk": f"VIDEO#{vid}", "sk": "META", "video_id": vid, "status": "INDEXED", "reason": "",
+        **video_item_keys(vid, f"bench{i % 5}", source, created), "video_id": vid, "status": "INDEXED", "reason": "",
         "source": source, "campaign": f"bench{i % 5}", "filename": f"bench_{i:05d}.mp4",
         "raw_key": f"media-raw/video/{source}/bench/20260101_000000/bench_{i:05d}.mp4", "duration_ms": 4000,
         "width": 320, "height": 240, "shots": 2, "top_labels": [{"name": label, "max_confidence": conf,
         "total_ms": 4000, "segments": 1, "categories": []}], "label_scores": {label: conf},
         "credit_line": f'"bench {i}" via {source}', "created_at": created, "indexed_at": created,
-        "gsi1pk": f"CAMPAIGN#bench{i % 5}", "gsi1sk": f"{created}#{vid}",
-        "gsi2pk": f"SOURCE#{source}", "gsi2sk": f"{created}#{vid}",
     }  # fmt: skip
 
 
 def seed(cloud: Any, n: int) -> str:
     """n videos with one label each; returns the id of one real, playable video with a summary."""
-    from cliplake.adapters.catalog import label_sk, to_ddb
+    from cliplake.adapters.catalog import label_item_keys, to_ddb
     from cliplake.media import ffmpeg_exe
 
     ddb, table, now = cloud.client("dynamodb"), cloud.outputs["CatalogTableName"], datetime.now(UTC)
@@ -51,7 +51,7 @@ def seed(cloud: Any, n: int) -> str:
     for i in range(n):
         label, conf = LABELS[i % len(LABELS)], 50 + (i * 7919) % 5000 / 100
         video = _video_item(i, now, label, conf)
-        hit = {"pk": f"LABEL#{label.lower()}", "sk": label_sk(conf, video["video_id"]), "video_id": video["video_id"],
+        hit = {**label_item_keys(label, conf, video["video_id"]), "video_id": video["video_id"],
                "name": label, "confidence": conf, "total_ms": 4000, "campaign": video["campaign"],
                "source": video["source"], "filename": video["filename"]}  # fmt: skip
         requests += [{"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}} for item in (video, hit)]
@@ -76,7 +76,7 @@ def seed(cloud: Any, n: int) -> str:
                "moderation": [], "top_labels": [], "credit_line": '"real" via dropin',
                "attribution": {"title": "real"}, "provenance": {"raw_key": key, "raw_etag": etag}}  # fmt: skip
     s3.put_object(Bucket=bucket, Key=summary_key, Body=json.dumps(summary).encode())
-    real = {**_video_item(n, now, LABELS[0], 99.0), "video_id": "vbenchreal", "pk": "VIDEO#vbenchreal",
+    real = {**_video_item(n, now, LABELS[0], 99.0, vid="vbenchreal"),
             "raw_key": key, "analysed_key": key, "raw_etag": etag, "summary_key": summary_key}  # fmt: skip
     ddb.put_item(TableName=table, Item={k: to_ddb(v) for k, v in real.items()})
     return "vbenchreal"

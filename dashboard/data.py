@@ -21,7 +21,18 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from cliplake.adapters.catalog import Catalog, from_ddb
+from cliplake.adapters.catalog import (
+    BATCHES_INDEX,
+    Catalog,
+    batch_key,
+    campaign_index,
+    from_ddb,
+    label_floor,
+    label_pk,
+    source_index,
+    text_pk,
+    video_key,
+)
 from cliplake.adapters.s3 import S3_CONFIG, Lake
 from cliplake.contracts import text_words
 from cliplake.settings import get_settings
@@ -171,13 +182,13 @@ class Backend:
             cursor,
             IndexName="gsi1",
             KeyConditionExpression="gsi1pk = :p",
-            ExpressionAttributeValues={":p": {"S": "BATCHES"}},
+            ExpressionAttributeValues={":p": {"S": BATCHES_INDEX}},
             ScanIndexForward=False,
         )
 
     @guarded
     def batch(self, batch_id: str) -> dict[str, Any] | None:
-        r = self.ddb.get_item(TableName=self.config.table, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}})
+        r = self.ddb.get_item(TableName=self.config.table, Key=batch_key(batch_id))
         return from_ddb(r["Item"]) if "Item" in r else None
 
     @guarded
@@ -190,7 +201,7 @@ class Backend:
         ids = list(dict.fromkeys(video_ids))
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(ids), 100):
-            keys = [{"pk": {"S": f"VIDEO#{v}"}, "sk": {"S": "META"}} for v in ids[i : i + 100]]
+            keys = [video_key(v) for v in ids[i : i + 100]]
             pending: dict[str, Any] = {self.config.table: {"Keys": keys}}
             while pending:
                 r = self.ddb.batch_get_item(RequestItems=pending)
@@ -223,13 +234,13 @@ class Backend:
                 filters.append(f"#{attr} = :{attr}")
         words = text_words(text) if text and not label else []
         if label:
-            values |= {":pk": {"S": f"LABEL#{label.strip().lower()}"}, ":low": {"S": f"{min_confidence:06.2f}"}}
+            values |= {":pk": {"S": label_pk(label)}, ":low": {"S": label_floor(min_confidence)}}
             query = {"KeyConditionExpression": "pk = :pk AND sk >= :low"}
         elif words:
-            values[":pk"] = {"S": f"TEXT#{words[0]}"}
+            values[":pk"] = {"S": text_pk(words[0])}
             query = {"KeyConditionExpression": "pk = :pk"}
         elif campaign:
-            values[":pk"] = {"S": f"CAMPAIGN#{campaign}"}
+            values[":pk"] = {"S": campaign_index(campaign)}
             query = {"IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :pk"}
             filters = [f for f in filters if "campaign" not in f]
             names.pop("#campaign")
@@ -248,7 +259,7 @@ class Backend:
             cursor,
             IndexName="gsi2",
             KeyConditionExpression="gsi2pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"SOURCE#{source}"}},
+            ExpressionAttributeValues={":pk": {"S": source_index(source)}},
             ScanIndexForward=False,
         )
 
@@ -293,7 +304,7 @@ class Backend:
             limit,
             IndexName="gsi2",
             KeyConditionExpression="gsi2pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"SOURCE#{source}"}},
+            ExpressionAttributeValues={":pk": {"S": source_index(source)}},
             ExpressionAttributeNames={"#s": "status", "#src": "source"},
             ProjectionExpression="video_id, #s, reason, created_at, indexed_at, failed_at, #src",
             ScanIndexForward=False,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from batchkit import SourcesServer, history, max_overlap, tiny_clips, wait_execution
 
-from cliplake.batches import complete_video
+from cliplake.adapters.catalog import video_key
 from cliplake.campaigns import get_current_campaign, list_campaigns, set_current_campaign
+from cliplake.completion import complete_video
 from cliplake.services import get_services
 from cliplake.settings import get_settings
 from cliplake_localcloud.scheduler import next_fire
@@ -219,23 +220,23 @@ def test_twenty_videos_never_more_than_five_in_flight(cloud, sources, clips_dir,
 def test_back_pressure_slots_are_bounded_and_released_once(catalog):
     vids = [f"vbp{uuid.uuid4().hex[:8]}" for _ in range(3)]
     for vid in vids:
-        catalog.client.put_item(TableName=catalog.table, Item={"pk": {"S": f"VIDEO#{vid}"}, "sk": {"S": "META"}})
+        catalog.client.put_item(TableName=catalog.table, Item=video_key(vid))
     before = catalog.jobs_in_flight()
     bound = before + 6
-    assert catalog.acquire_job_slots(vids[0], 3, bound) and catalog.acquire_job_slots(vids[1], 3, bound)
-    assert catalog.acquire_job_slots(vids[0], 3, bound)  # already held: idempotent
-    assert not catalog.acquire_job_slots(vids[2], 3, bound)  # full
+    assert catalog.slots.acquire(vids[0], 3, bound) and catalog.slots.acquire(vids[1], 3, bound)
+    assert catalog.slots.acquire(vids[0], 3, bound)  # already held: idempotent
+    assert not catalog.slots.acquire(vids[2], 3, bound)  # full
     assert catalog.jobs_in_flight() == before + 6
-    assert catalog.release_job_slots(vids[0]) and not catalog.release_job_slots(vids[0])
-    assert catalog.acquire_job_slots(vids[2], 3, bound)
-    assert catalog.release_job_slots(vids[1]) and catalog.release_job_slots(vids[2])
+    assert catalog.slots.release(vids[0]) and not catalog.slots.release(vids[0])
+    assert catalog.slots.acquire(vids[2], 3, bound)
+    assert catalog.slots.release(vids[1]) and catalog.slots.release(vids[2])
     assert catalog.jobs_in_flight() == before
 
 
 def test_completing_a_video_twice_is_harmless(cloud, catalog):
     svc = get_services()
     vid = f"vtok{uuid.uuid4().hex[:8]}"
-    catalog.put_task(vid, "not-a-real-token", "no-such-batch")
+    catalog.tasks.put(vid, "not-a-real-token", "no-such-batch")
     assert complete_video(svc, vid, ok=False, reason="gone") is True  # InvalidToken swallowed
     assert complete_video(svc, vid, ok=True) is False  # already completed: nothing sent
     assert complete_video(svc, "v-not-in-a-batch", ok=True) is False

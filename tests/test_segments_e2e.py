@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,9 +17,10 @@ from batchkit import history, max_overlap, states_role, wait_execution
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
+from cliplake.adapters.catalog import video_key
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
-from cliplake.batches import complete_video, heartbeat_video
+from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import BatchItem, ObjectRef, S3NotificationSqsRecord, SegmentTask, VideoSummary
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, video_id_for
@@ -38,7 +38,7 @@ def _analyze_with_short_segments(event, context):
     """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
     reads for the fan-out; the segment stage takes its ranges from the tasks)."""
     svc = get_services()
-    svc = replace(svc, settings=svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
+    svc = svc.replaced(svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
     for record in event["Records"]:
         for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
             analyze_object(svc, ObjectRef.from_event(s3_event))
@@ -76,7 +76,7 @@ def _table_items(cloud, vid):
     r = cloud.client("dynamodb").query(
         TableName=cloud.outputs["CatalogTableName"],
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"VIDEO#{vid}"}},
+        ExpressionAttributeValues={":pk": video_key(vid)["pk"]},
         ConsistentRead=True,
     )
     return sorted(r["Items"], key=lambda i: i["sk"]["S"])
@@ -179,7 +179,7 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
             tokens[body["input"]["item"]["video_id"]] = body["token"]
     svc = get_services()
     vid, worked = runs["worked"]
-    catalog.put_task(vid, tokens[vid], "b")
+    catalog.tasks.put(vid, tokens[vid], "b")
     deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
     while time.monotonic() < deadline:
         assert heartbeat_video(svc, vid, "segment done")

@@ -7,7 +7,6 @@ idempotency), and a re-run after a crash re-announces a job that finished meanwh
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 import time
@@ -19,9 +18,18 @@ from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
-from cliplake.batches import BATCH_ID_METADATA, FEATURES_METADATA, complete_video, heartbeat_video
-from cliplake.contracts import Attribution, JobKind, ObjectRef, VideoStatus
-from cliplake.lake import LakeKeyError, RawKey, parse_raw_key
+from cliplake.completion import complete_video, heartbeat_video
+from cliplake.contracts import (
+    Attribution,
+    CompletionVideo,
+    JobKind,
+    JobStatus,
+    ObjectRef,
+    RekognitionCompletion,
+    VideoRecord,
+    VideoStatus,
+)
+from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA, LakeKeyError, RawKey, parse_raw_key
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.segments import fans_out, start_fan_out
 from cliplake.services import Services
@@ -29,8 +37,6 @@ from cliplake.settings import parse_features
 from cliplake.tables import write_failed_rows
 
 logger = Logger(service="analyze", child=True)
-
-DONE = {VideoStatus.SUMMARIZED.value, VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
 
 
 class AnalyzeResult(BaseModel):
@@ -64,61 +70,61 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         return AnalyzeResult(video_id=raw.video_id, outcome="skipped", reason="object no longer exists")
     vid = raw.video_id
     attribution = Attribution.from_metadata(info.metadata) or Attribution(title=raw.filename, source=raw.source)
-    svc.catalog.register_video(
+    videos = svc.catalog.videos
+    videos.register(
         vid, raw.key, info.etag, info.size, raw.source, raw.campaign, raw.filename, attribution,
         batch_id=info.metadata.get(BATCH_ID_METADATA, ""),
     )  # fmt: skip
-    video = svc.catalog.get_video(vid) or {}
-    if video.get("raw_etag") != info.etag:  # a newer version arrived meanwhile: its own event handles it
+    video = videos.get(vid)
+    if video is None or video.raw_etag != info.etag:  # a newer version arrived meanwhile: its own event handles it
         return AnalyzeResult(video_id=vid, outcome="skipped", reason="superseded by a newer version")
-    if video.get("status") in DONE:
-        return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video['status'].lower()}")
-    jobs = video.get("jobs", {})
+    if video.done:
+        return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video.status.lower()}")
     kinds = chosen_kinds(svc.settings.feature_kinds, info.metadata.get(FEATURES_METADATA))
-    if jobs and all(kind.value in jobs for kind in kinds):
+    if video.jobs and all(kind in video.jobs for kind in kinds):
         return _reconcile(svc, vid, raw, video)
 
     try:
         analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
         if analysed_key is None:  # too long for one invocation: segment invocations transcode it, then analyse it
             queued = start_fan_out(svc, raw, info.etag, probed)
-            svc.catalog.set_status(vid, VideoStatus.RECEIVED, transcode="segments", original_codec=probed.codec)
+            videos.set_status(vid, VideoStatus.RECEIVED, transcode="segments", original_codec=probed.codec)
             heartbeat_video(svc, vid, "transcode fanned out")
             return AnalyzeResult(video_id=vid, outcome="transcoding", reason=f"{queued} segment tasks queued")
     except MediaError as err:
         reason = str(err)
-        svc.catalog.mark_failed(vid, raw.source, reason)
+        videos.mark_failed(vid, raw.source, reason)
         write_failed_rows(svc.lake, video, reason)
         logger.warning("video rejected", extra={"video_id": vid, "key": raw.key, "reason": reason})
         complete_video(svc, vid, ok=False, reason=reason)
         return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
 
-    svc.catalog.set_status(
+    videos.set_status(
         vid,
         VideoStatus.ANALYZING,
         analysed_key=analysed_key,
         transcoded=transcoded,
         original_codec=probed.codec,
         original_container=probed.container.split(",")[0],
-        analysis_started_at=video.get("analysis_started_at") or now_iso(),
+        analysis_started_at=video.analysis_started_at or now_iso(),
     )
     # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off.
     bound = svc.settings.max_jobs_in_flight
-    if not svc.catalog.acquire_job_slots(vid, len(kinds), bound):
+    if not svc.catalog.slots.acquire(vid, len(kinds), bound):
         raise Backpressure(f"{bound} Rekognition jobs in flight already")
     started: dict[JobKind, str] = {}
     for kind in kinds:
         try:
             started[kind] = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
         except InvalidVideo as err:
-            svc.catalog.mark_failed(vid, raw.source, str(err))
+            videos.mark_failed(vid, raw.source, str(err))
             write_failed_rows(svc.lake, video, str(err))
-            svc.catalog.release_job_slots(vid)
+            svc.catalog.slots.release(vid)
             complete_video(svc, vid, ok=False, reason=str(err))
             return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))
         # Backpressure propagates: the message goes back to the queue; the retry's reused request tokens return
         # the jobs already started, and a crash before this record is reconciled the same way.
-    svc.catalog.record_jobs(vid, started, started_at=now_iso())
+    videos.record_jobs(vid, started, started_at=now_iso())
     jobs = {kind.value: job_id for kind, job_id in started.items()}
     logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": jobs})
     heartbeat_video(svc, vid, "analysis started")
@@ -170,29 +176,27 @@ def _probe_in_place(svc: Services, key: str, size: int) -> Probe | None:
         return None
 
 
-def _reconcile(svc: Services, vid: str, raw: RawKey, video: dict) -> AnalyzeResult:
+def _reconcile(svc: Services, vid: str, raw: RawKey, video: VideoRecord) -> AnalyzeResult:
     """All jobs were started before. A reused token sends no new SNS message, so a job that finished while
     nobody recorded it is announced again on the topic, in the standard completion shape."""
     announced = {}
-    for name, job in video["jobs"].items():
-        kind = JobKind(name)
-        if job.get("status") != "IN_PROGRESS":
+    for kind, job in video.jobs.items():
+        if job.status != JobStatus.IN_PROGRESS:
             continue
-        status, message = svc.rekognition.status(kind, job["job_id"])
-        if status == "IN_PROGRESS":
+        status, message = svc.rekognition.status(kind, job.job_id)
+        if status == JobStatus.IN_PROGRESS:
             continue
-        completion = {
-            "JobId": job["job_id"],
-            "Status": status,
-            "API": API_NAME[kind],
-            "JobTag": vid,
-            "Timestamp": int(time.time() * 1000),
-            "Video": {"S3ObjectName": video.get("analysed_key", raw.key), "S3Bucket": svc.settings.bucket},
-        }
-        if message:
-            completion["Message"] = message
-        svc.sns.publish(TopicArn=svc.settings.rekognition_topic_arn, Message=json.dumps(completion))
-        announced[kind.value] = job["job_id"]
+        completion = RekognitionCompletion(
+            JobId=job.job_id,
+            Status=status,
+            API=API_NAME[kind],
+            JobTag=vid,
+            Timestamp=int(time.time() * 1000),
+            Video=CompletionVideo(S3ObjectName=video.analysed_key or raw.key, S3Bucket=svc.settings.bucket),
+            Message=message or None,
+        )
+        svc.completions.announce(completion)
+        announced[kind.value] = job.job_id
     if announced:
         return AnalyzeResult(video_id=vid, outcome="reconciled", jobs=announced)
     return AnalyzeResult(video_id=vid, outcome="skipped", reason="analysis already running")

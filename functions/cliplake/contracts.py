@@ -302,10 +302,175 @@ class VideoStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class JobStatus(StrEnum):
+    """A Rekognition job's status (`JobStatus` of its Get* answer, `Status` of its completion)."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    ERROR = "ERROR"
+
+
+TERMINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.ERROR})
+
+
 class JobState(BaseModel):
+    """One Rekognition job of a video, in its record's `jobs` map."""
+
     job_id: str
-    status: str = "IN_PROGRESS"
+    status: JobStatus = JobStatus.IN_PROGRESS
     message: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_JOB
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == JobStatus.SUCCEEDED
+
+
+class CatalogRecord(BaseModel):
+    """A stored catalog item: its attributes by their stored names; attributes a newer version added are kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def item(self) -> dict[str, Any]:
+        """Every attribute, by its stored name: what a store writes."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def plain(self) -> dict[str, Any]:
+        """The attributes the item has (as read, or as given), by their stored names: the operator side's view."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class VideoRecord(CatalogRecord):
+    """One video: status, attribution, metadata, jobs, top labels (keys: `adapters.catalog`, as for each record)."""
+
+    video_id: str = ""
+    status: VideoStatus = VideoStatus.RECEIVED
+    reason: str = ""
+    raw_key: str = ""
+    raw_etag: str = ""
+    size: int = Field(default=0, alias="bytes")
+    source: str = "dropin"
+    campaign: str = ""
+    filename: str = ""
+    attribution: Attribution = Field(default_factory=Attribution)
+    batch_id: str = ""
+    jobs: dict[JobKind, JobState] = Field(default_factory=dict)
+    job_slots: int | None = None  # Rekognition jobs in flight held by this video (back-pressure)
+    created_at: str = ""
+    updated_at: str = ""
+    jobs_started_at: str = ""
+    analysis_started_at: str = ""
+    analysed_key: str = ""
+    transcoded: bool = False
+    transcode: str = ""  # "segments": transcoded by a fan-out of segment invocations
+    original_codec: str = ""
+    original_container: str = ""
+    failed_at: str = ""
+    summary_key: str = ""
+    summary_etag: str = ""
+    summary_written_at: str = ""
+    last_completion_ms: int = 0
+    indexed_at: str = ""
+    duration_ms: int = 0
+    width: int = 0
+    height: int = 0
+    codec: str = ""
+    frame_rate: float = 0.0
+    top_labels: list[TopLabel] = Field(default_factory=list)
+    label_scores: dict[str, float] = Field(default_factory=dict)
+    shots: int = 0
+    moderation: list[str] = Field(default_factory=list)
+    credit_line: str = ""
+    text_words: list[str] = Field(default_factory=list)
+    text_lines: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Summarized, indexed or failed: nothing left to start for this version."""
+        return self.status in (VideoStatus.SUMMARIZED, VideoStatus.INDEXED, VideoStatus.FAILED)
+
+
+class JobRef(CatalogRecord):
+    """A Rekognition job → its video (pk=JOB#<job id>): for completions without a JobTag."""
+
+    video_id: str
+    kind: JobKind
+
+
+class TaskRecord(CatalogRecord):
+    """The batch item of a video: its task token, batch, ingest and completion."""
+
+    video_id: str
+    task_token: str = ""
+    batch_id: str = ""
+    source: str = ""
+    source_id: str = ""
+    title: str = ""
+    raw_key: str = ""
+    ingest_started_at: str = ""
+    completed_at: str = ""
+    outcome: str = ""
+    reason: str = ""
+
+    @property
+    def open(self) -> bool:
+        return bool(self.task_token) and not self.completed_at
+
+
+class BatchItemRef(BaseModel):
+    """A planned video as the batch record lists it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    video_id: str
+    source: str = ""
+    title: str = ""
+    raw_key: str = ""
+
+
+class LabelHit(CatalogRecord):
+    """One video in the label index (by label, sorted by confidence): best first."""
+
+    video_id: str
+    name: str
+    confidence: float
+    total_ms: int = 0
+    campaign: str = ""
+    source: str = ""
+    filename: str = ""
+
+
+class TextHit(CatalogRecord):
+    """One video in the text index (by word): the first line the word appears in."""
+
+    video_id: str
+    word: str
+    line: str = ""
+    start_ms: int = 0
+    confidence: float = 0.0
+    campaign: str = ""
+    source: str = ""
+    filename: str = ""
+
+
+class IngestedRecord(CatalogRecord):
+    """A source's video, or a content hash, already ingested (planning de-duplicates)."""
+
+    video_id: str
+    source: str = ""
+    source_id: str = ""
+
+
+class SourceCounters(BaseModel):
+    """Per-source counters: each video counted once."""
+
+    raw: int = 0
+    processed: int = 0
+    failed: int = 0
 
 
 # ------------------------------------------------------------------------------------------------ batches
@@ -399,8 +564,8 @@ class BatchLabel(BaseModel):
     max_confidence: float
 
 
-class BatchSummary(BaseModel):
-    """What the Summarize state returns; the state machine publishes `subject`/`message` to the topic."""
+class BatchOutcome(BaseModel):
+    """What a batch came to: counts, failures with their reasons, top labels (its summary and its record)."""
 
     batch_id: str
     campaign: str = ""
@@ -414,8 +579,25 @@ class BatchSummary(BaseModel):
     started_at: str = ""
     ended_at: str = ""
     reason: str = ""  # why nothing was planned, when nothing was
+
+
+class BatchSummary(BatchOutcome):
+    """What the Summarize state returns; the state machine publishes `subject`/`message` to the topic."""
+
     subject: str = ""
     message: str = ""
+
+
+class BatchRecord(CatalogRecord, BatchOutcome):
+    """One batch (its id is the execution name): plan, status, summary; the dashboard reads it."""
+
+    execution_arn: str = ""
+    batch_size: int = 0
+    max_concurrency: int = 0
+    status: str = BatchStatus.PLANNING.value  # a BatchStatus, or the execution's status the local cloud records
+    items: list[BatchItemRef] = Field(default_factory=list)
+    sources_failed: dict[str, str] = Field(default_factory=dict)
+    skipped: dict[str, int] = Field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ segmented transcode

@@ -14,8 +14,8 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.batches import complete_video, heartbeat_video
-from cliplake.contracts import JobKind, RekognitionCompletion, VideoStatus
+from cliplake.completion import complete_video, heartbeat_video
+from cliplake.contracts import JobStatus, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services
 from cliplake.summarize import build_summary
@@ -25,7 +25,7 @@ logger = Logger(service="finalize", child=True)
 
 # A duplicate completion changes nothing once the video is indexed or failed. A SUMMARIZED video may still
 # be waiting for its summary (a crash between the status and the write), so the summary is written again.
-DONE = {VideoStatus.INDEXED.value, VideoStatus.FAILED.value}
+DONE = {VideoStatus.INDEXED, VideoStatus.FAILED}
 
 
 class UnknownJob(Exception):
@@ -43,16 +43,17 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     kind = completion.kind
     if kind is None:
         return FinalizeResult(outcome="ignored", reason=f"not a cliplake job API: {completion.API}")
-    vid = completion.JobTag or svc.catalog.video_for_job(completion.JobId)
-    video = svc.catalog.get_video(vid) if vid else None
+    videos = svc.catalog.videos
+    vid = completion.JobTag or videos.video_for_job(completion.JobId)
+    video = videos.get(vid) if vid else None
     if video is None:
         raise UnknownJob(f"no video known for job {completion.JobId} (tag {completion.JobTag!r})")
-    known = video.get("jobs", {}).get(kind.value, {})
-    if known.get("job_id") not in (None, completion.JobId):
+    known = video.jobs.get(kind)
+    if known is not None and known.job_id != completion.JobId:
         return FinalizeResult(video_id=vid, outcome="stale", reason="completion of a superseded job")
-    if known.get("status") == completion.Status and video.get("status") in DONE:
-        return FinalizeResult(video_id=vid, outcome="duplicate", reason=f"video already {video['status'].lower()}")
-    raw = parse_raw_key(video["raw_key"])
+    if known is not None and known.status == completion.Status and video.status in DONE:
+        return FinalizeResult(video_id=vid, outcome="duplicate", reason=f"video already {video.status.lower()}")
+    raw = parse_raw_key(video.raw_key)
 
     if completion.succeeded:
         results = svc.rekognition.results(kind, completion.JobId)
@@ -61,29 +62,28 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     else:
         _, message = svc.rekognition.status(kind, completion.JobId)
         message = message or completion.Message or "no reason given"
-    jobs = svc.catalog.complete_job(vid, kind, completion.JobId, completion.Status, message)
+    jobs = videos.complete_job(vid, kind, completion.JobId, JobStatus(completion.Status), message)
 
-    failed = {k: j for k, j in jobs.items() if j.get("status") not in {"SUCCEEDED", "IN_PROGRESS"}}
+    failed = {k: j for k, j in jobs.items() if j.terminal and not j.succeeded}
     if failed:
-        reason = "; ".join(f"{k} job {j['status']}: {j.get('message', '')}" for k, j in sorted(failed.items()))
-        svc.catalog.mark_failed(vid, video.get("source", raw.source), reason)
+        reason = "; ".join(f"{k.value} job {j.status.value}: {j.message}" for k, j in sorted(failed.items()))
+        videos.mark_failed(vid, video.source or raw.source, reason)
         write_failed_rows(svc.lake, video, reason)
-        svc.catalog.release_job_slots(vid)  # every job of the video has ended or will never be waited for
+        svc.catalog.slots.release(vid)  # every job of the video has ended or will never be waited for
         logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
         complete_video(svc, vid, ok=False, reason=reason)
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
-    started = [JobKind(k) for k in jobs]  # the analyses analyze started for this video (its features)
-    if not all(jobs[k.value].get("status") == "SUCCEEDED" for k in started):
+    started = list(jobs)  # the analyses analyze started for this video (its features)
+    if not all(job.succeeded for job in jobs.values()):
         heartbeat_video(svc, vid, f"{kind.value} job done")
         return FinalizeResult(video_id=vid, outcome="waiting")
 
-    svc.catalog.release_job_slots(vid)  # every job ended
+    svc.catalog.slots.release(vid)  # every job ended
     results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in started}
-    video["jobs"] = jobs
     written_at = now_iso()
-    summary = build_summary(video, results, svc.settings.bucket, written_at)
+    summary = build_summary(video.model_copy(update={"jobs": jobs}), results, svc.settings.bucket, written_at)
     # The status goes first: the summary's S3 event starts the index stage, which must not be overtaken.
-    svc.catalog.set_status(
+    videos.set_status(
         vid,
         VideoStatus.SUMMARIZED,
         unless=VideoStatus.INDEXED,

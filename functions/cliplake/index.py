@@ -11,7 +11,7 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
-from cliplake.batches import complete_video
+from cliplake.completion import complete_video
 from cliplake.contracts import ObjectRef, VideoSummary
 from cliplake.lake import LakeKeyError, summary_key_to_raw_stem
 from cliplake.services import Services

@@ -24,6 +24,10 @@ SUMMARY_SUFFIX = "_labels.json"
 RENDITION_SUFFIX = "_h264.mp4"
 PARTS_SUFFIX = "_h264.parts/"
 SOURCES = ("wikimedia", "pixabay", "dropin", "samples")
+# User metadata of a raw object a batch ingested: its batch, and the campaign's analyses (analyze intersects them
+# with the stack's Features).
+BATCH_ID_METADATA = "batch-id"
+FEATURES_METADATA = "features"
 TS_FORMAT = "%Y%m%d_%H%M%S"
 _TS_RE = re.compile(r"^\d{8}_\d{6}$")
 # Characters AWS advises against in object keys, and control characters; letters, spaces and `+` stay.

@@ -38,15 +38,15 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
     reason = permission_denied(err)
     if reason is None or not video_id:
         return None
-    from cliplake.batches import complete_video  # batches imports the stages' services
+    from cliplake.completion import complete_video  # it imports the stages' services
     from cliplake.tables import write_failed_rows
 
     try:
-        video = svc.catalog.get_video(video_id)
+        video = svc.catalog.videos.get(video_id)
         if video is None:
             return None
-        svc.catalog.mark_failed(video_id, video.get("source", "dropin"), reason)
-        svc.catalog.release_job_slots(video_id)
+        svc.catalog.videos.mark_failed(video_id, video.source, reason)
+        svc.catalog.slots.release(video_id)
         write_failed_rows(svc.lake, video, reason)
         complete_video(svc, video_id, ok=False, reason=reason)
     except ClientError:

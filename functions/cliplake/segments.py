@@ -28,8 +28,8 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.transcodes import SegmentQueue, Transcodes
-from cliplake.batches import complete_video, heartbeat_video
-from cliplake.contracts import ObjectRef, SegmentTask, video_part
+from cliplake.completion import complete_video, heartbeat_video
+from cliplake.contracts import ObjectRef, SegmentTask, VideoRecord, video_part
 from cliplake.lake import RawKey, parse_raw_key
 from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
 from cliplake.services import Services
@@ -167,8 +167,8 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) ->
             outcome = "joined"
             if size > MAX_BYTES:
                 reason = f"the H.264 rendition is {size / 1024**3:.1f} GB; Rekognition Video takes at most 10 GB"
-                svc.catalog.mark_failed(vid, raw.source, reason)
-                write_failed_rows(svc.lake, svc.catalog.get_video(vid) or {"video_id": vid}, reason)
+                svc.catalog.videos.mark_failed(vid, raw.source, reason)
+                write_failed_rows(svc.lake, svc.catalog.videos.get(vid) or VideoRecord(video_id=vid), reason)
                 complete_video(svc, vid, ok=False, reason=reason)
                 return SegmentResult(video_id=vid, outcome=outcome, reason=reason)
             heartbeat_video(svc, vid, "joined")

@@ -1,4 +1,5 @@
-"""The adapters a stage needs, built once per function and credentials (a Lambda container reuses them).
+"""The adapters a stage needs, built once per function and credentials (a Lambda container reuses them), each on
+first use: a function builds only the clients it uses.
 
 Every client comes from one fresh `boto3.Session` per function, which resolves the credentials of the environment
 it is built in: the function's execution role on Lambda, and in the local cloud too (each invocation sees its own
@@ -9,7 +10,7 @@ credentials it finds for the whole process. The powertools idempotency layer get
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import boto3
@@ -20,30 +21,83 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.client import BaseClient
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.rekognition import Channel, Rekognition
+from cliplake.adapters.rekognition import Channel, CompletionTopic, Rekognition
 from cliplake.adapters.s3 import S3_CONFIG, Lake
+from cliplake.adapters.secrets import Secrets
+from cliplake.adapters.ssm import Campaigns
 from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.settings import PerEnvironment, Settings, environment_key, get_settings, runtime_identity
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
 class Services:
-    settings: Settings
-    lake: Lake
-    catalog: Catalog
-    rekognition: Rekognition
-    channel: Channel
-    sns: Any
-    tokens: TaskTokens | None = None
-    ssm: Any = None
-    secrets: Any = None
-    sqs: Any = None
-    dynamodb: Any = None  # the client of the catalog, also given to the idempotency layer
-    _idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Any]] = field(default_factory=dict)
+    """The adapters of a function, each built on first use (a function builds only the clients it uses), all with
+    clients of one session. Adapters given by name (tests) are used as they are; `tokens=None` means no batches."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None, **given: object) -> None:
+        unknown = set(given) - _ADAPTERS
+        if unknown:
+            raise TypeError(f"unknown services: {', '.join(sorted(unknown))}")
+        self.settings = settings
+        self._session = session
+        self._idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Callable[..., Any]]] = {}
+        self.__dict__.update(given)  # what cached_property would have built
+
+    def replaced(self, settings: Settings | None = None, **adapters: object) -> Services:
+        """The same services (the adapters built so far, the session) with other settings or adapters."""
+        built = {k: v for k, v in self.__dict__.items() if k in _ADAPTERS}
+        return Services(settings or self.settings, self._session, **{**built, **adapters})
+
+    def _client(self, service: str, **kwargs: Any) -> BaseClient:
+        self._session = self._session or new_session()
+        return self._session.client(service, **kwargs)
+
+    @cached_property
+    def dynamodb(self) -> BaseClient:
+        """The client of the catalog, also given to the idempotency layer."""
+        return self._client("dynamodb")
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.settings.bucket, self._client("s3", config=S3_CONFIG))
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.catalog_table, self.dynamodb)
+
+    @cached_property
+    def rekognition(self) -> Rekognition:
+        s = self.settings
+        return Rekognition(self._client("rekognition"), min_confidence=s.min_confidence, page_size=s.result_page_size)
+
+    @cached_property
+    def channel(self) -> Channel:
+        return Channel(self.settings.rekognition_topic_arn, self.settings.rekognition_role_arn)
+
+    @cached_property
+    def completions(self) -> CompletionTopic:
+        return CompletionTopic(self.settings.rekognition_topic_arn, self._client("sns"))
+
+    @cached_property
+    def tokens(self) -> TaskTokens | None:
+        return TaskTokens(self._client("stepfunctions"))
+
+    @cached_property
+    def campaigns(self) -> Campaigns:
+        return Campaigns(self._client("ssm"), self.settings.campaigns_parameter_path)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets(self._client("secretsmanager"))
+
+    @cached_property
+    def sqs(self) -> BaseClient:
+        """Message visibility (back-off) and the segment queue."""
+        return self._client("sqs")
 
     def idempotent(self, fn: F, data_keyword_argument: str, context: LambdaContext | None = None) -> F:
         """`fn` wrapped with powertools idempotency, keyed by one of its (model) arguments.
@@ -55,7 +109,7 @@ class Services:
         if fn not in self._idempotent:
             config = IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True)
             persistence = DynamoDBPersistenceLayer(
-                table_name=self.settings.idempotency_table, boto3_client=self.dynamodb or self.catalog.client
+                table_name=self.settings.idempotency_table, boto3_client=self.catalog.client
             )
             wrapped = idempotent_function(
                 fn, data_keyword_argument=data_keyword_argument, persistence_store=persistence, config=config
@@ -84,27 +138,13 @@ def new_session() -> boto3.session.Session:
     return session
 
 
-def build_services(settings: Settings, session: Any = None) -> Services:
-    """Every adapter of the stages, with clients of `session` (a new one by default: see the module's docstring)."""
-    session = session or new_session()
-    dynamodb = session.client("dynamodb")
-    return Services(
-        settings=settings,
-        lake=Lake(settings.bucket, session.client("s3", config=S3_CONFIG)),
-        catalog=Catalog(settings.catalog_table, dynamodb),
-        rekognition=Rekognition(
-            session.client("rekognition"),
-            min_confidence=settings.min_confidence,
-            page_size=settings.result_page_size,
-        ),
-        channel=Channel(settings.rekognition_topic_arn, settings.rekognition_role_arn),
-        sns=session.client("sns"),
-        tokens=TaskTokens(session.client("stepfunctions")),
-        ssm=session.client("ssm"),
-        secrets=session.client("secretsmanager"),
-        sqs=session.client("sqs"),
-        dynamodb=dynamodb,
-    )
+def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
+    """The stages' adapters, with clients of `session` (a new one by default: see the module's docstring), each
+    built when first used."""
+    return Services(settings, session or new_session())
+
+
+_ADAPTERS = {name for name, value in vars(Services).items() if isinstance(value, cached_property)}
 
 
 #: The services of the function running in this environment (its settings, its credentials).

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cliplake.contracts import (
-    Attribution,
     JobKind,
     JobProvenance,
     LabelSegment,
@@ -18,6 +17,7 @@ from cliplake.contracts import (
     TextLine,
     TopLabel,
     VideoMetadata,
+    VideoRecord,
     VideoSummary,
 )
 
@@ -191,24 +191,26 @@ def _model_version(kind: JobKind, result: dict[str, Any]) -> str:
 
 
 def build_summary(
-    video: dict[str, Any], results: dict[JobKind, dict[str, Any]], bucket: str, now_iso: str
+    video: VideoRecord | Mapping[str, Any], results: dict[JobKind, dict[str, Any]], bucket: str, now_iso: str
 ) -> VideoSummary:
     """`video` is the catalog record; `results` every page of each job, merged."""
+    if not isinstance(video, VideoRecord):
+        video = VideoRecord.model_validate(dict(video))
     segments = label_segments(results.get(JobKind.LABELS, {}).get("Labels", []))
     shots, cues = shots_and_cues(results.get(JobKind.SEGMENTS, {}).get("Segments", []))
-    attribution = Attribution.model_validate(video.get("attribution") or {})
-    if video.get("transcoded"):
-        note = f"transcoded from {video.get('original_codec', 'the original codec')} to H.264 for analysis"
+    attribution = video.attribution.model_copy(deep=True)
+    if video.transcoded:
+        note = f"transcoded from {video.original_codec or 'the original codec'} to H.264 for analysis"
         if note not in attribution.modifications:
             attribution.modifications.append(note)
-    jobs = video.get("jobs", {})
+    jobs = video.jobs
     return VideoSummary(
-        video_id=video["video_id"],
+        video_id=video.video_id,
         bucket=bucket,
-        raw_key=video["raw_key"],
-        source=video.get("source", ""),
-        campaign=video.get("campaign", ""),
-        filename=video.get("filename", ""),
+        raw_key=video.raw_key,
+        source=video.source,
+        campaign=video.campaign,
+        filename=video.filename,
         video=video_metadata(results),
         labels=segments,
         top_labels=top_labels(segments),
@@ -219,21 +221,21 @@ def build_summary(
         attribution=attribution,
         credit_line=attribution.credit_line(),
         provenance=Provenance(
-            raw_key=video["raw_key"],
-            raw_etag=video.get("raw_etag", ""),
-            analysed_key=video.get("analysed_key", video["raw_key"]),
-            transcoded=bool(video.get("transcoded")),
-            original_codec=video.get("original_codec", ""),
+            raw_key=video.raw_key,
+            raw_etag=video.raw_etag,
+            analysed_key=video.analysed_key or video.raw_key,
+            transcoded=video.transcoded,
+            original_codec=video.original_codec,
             jobs={
                 kind: JobProvenance(
-                    job_id=jobs.get(kind.value, {}).get("job_id", result.get("JobId", "")),
+                    job_id=jobs[kind].job_id if kind in jobs else result.get("JobId", ""),
                     status=result.get("JobStatus", ""),
                     api=_API[kind],
                     model_version=_model_version(kind, result),
                 )
                 for kind, result in results.items()
             },
-            analysis_started_at=video.get("analysis_started_at", ""),
+            analysis_started_at=video.analysis_started_at,
             summary_written_at=now_iso,
         ),
     )

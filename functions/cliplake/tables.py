@@ -17,13 +17,13 @@ text detections.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from cliplake.contracts import VideoStatus, VideoSummary
+from cliplake.contracts import VideoRecord, VideoStatus, VideoSummary
 from cliplake.lake import TS_FORMAT, parse_raw_key
 
 TABLES_PREFIX = "media-processed/tables/"
@@ -173,27 +173,34 @@ def write_summary_rows(lake: Writer, summary: VideoSummary, summary_key: str) ->
     return keys
 
 
-def failed_row(video: dict[str, Any], reason: str) -> VideoRow:
-    """The `videos` row of a failed video, from its catalog record (or a planned item's fields)."""
-    attribution = video.get("attribution") or {}
+def as_video_record(video: VideoRecord | Mapping[str, Any]) -> VideoRecord:
+    """A catalog record as the model (the operator side holds plain dicts of it)."""
+    return video if isinstance(video, VideoRecord) else VideoRecord.model_validate(dict(video))
+
+
+def failed_row(video: VideoRecord | Mapping[str, Any], reason: str) -> VideoRow:
+    """The `videos` row of a failed video, from its catalog record (or a planned item's)."""
+    video = as_video_record(video)
+    attribution = video.attribution
     return VideoRow(
-        video_id=video["video_id"],
+        video_id=video.video_id,
         status=VideoStatus.FAILED.value,
         reason=reason[:1000],
-        filename=video.get("filename", ""),
-        title=attribution.get("title", "") or video.get("title", ""),
-        author=attribution.get("author", ""),
-        licence=attribution.get("licence", ""),
-        source_url=attribution.get("source_url", ""),
-        raw_key=video.get("raw_key", ""),
-        ingested_at=ingested_at(video.get("raw_key", ""), video.get("created_at", "")),
+        filename=video.filename,
+        title=attribution.title or (video.model_extra or {}).get("title", ""),
+        author=attribution.author,
+        licence=attribution.licence,
+        source_url=attribution.source_url,
+        raw_key=video.raw_key,
+        ingested_at=ingested_at(video.raw_key, video.created_at),
     )
 
 
-def write_failed_rows(lake: Writer, video: dict[str, Any], reason: str) -> dict[str, str]:
+def write_failed_rows(lake: Writer, video: VideoRecord | Mapping[str, Any], reason: str) -> dict[str, str]:
     """A failed video: its `videos` row says FAILED and why; every other table holds no row of it (an earlier
     version's label rows are emptied: the object stays, so no delete permission is needed)."""
-    source, campaign, vid = video.get("source") or "dropin", video.get("campaign") or "adhoc", video["video_id"]
+    video = as_video_record(video)
+    source, campaign, vid = video.source or "dropin", video.campaign or "adhoc", video.video_id
     keys = {}
     for table in SUMMARY_TABLES:
         key = table_key(table, source, campaign, vid)

@@ -146,7 +146,9 @@ def drop_files(
         key = raw_key("dropin", campaign, path.name, ts)
         sha1 = file_sha1(path)
         if not force:
-            previous = hashes.get(sha1) or (catalog and catalog.source_video("dropin", drop_source_id(campaign, sha1)))
+            previous = hashes.get(sha1) or (
+                catalog and catalog.ingested.source_video("dropin", drop_source_id(campaign, sha1))
+            )
             if previous:
                 known.append((path, previous))
                 continue
@@ -163,7 +165,7 @@ def drop_files(
         print(file=sys.stderr)
         keys.append(key)
         if catalog is not None:
-            catalog.mark_ingested("dropin", drop_source_id(campaign, sha1), "", video_id_for(key))
+            catalog.ingested.mark("dropin", drop_source_id(campaign, sha1), "", video_id_for(key))
     return keys
 
 

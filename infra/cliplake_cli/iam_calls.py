@@ -100,7 +100,7 @@ OPERATIONS: dict[str, list[Need]] = {
     "catalog.dedupe": _ddb("GetItem", why="seen, seen_hash (planning)"),
     "catalog.transcodes": _ddb("GetItem", "PutItem", "UpdateItem", why="adapters/transcodes.Transcodes (TRANSCODE#)"),
     "catalog.tasks": _ddb("PutItem", "UpdateItem", why="put_task, mark_ingested, finish/reopen_task"),
-    # --- task tokens (adapters/stepfunctions.py; batches.complete_video)
+    # --- task tokens (adapters/stepfunctions.py; completion.complete_video)
     "tokens.fail": [Need("states:SendTaskFailure", MACHINE, why="TaskTokens.fail")],
     "tokens.heartbeat": [Need("states:SendTaskHeartbeat", MACHINE, why="TaskTokens.heartbeat (heartbeat_video)")],
     "tokens.succeed": [Need("states:SendTaskSuccess", MACHINE, why="TaskTokens.succeed")],
@@ -130,7 +130,7 @@ OPERATIONS: dict[str, list[Need]] = {
     "sqs.segment_back_off": [
         Need("sqs:ChangeMessageVisibility", "${SegmentQueue.Arn}", why="handlers/segment: back_off of a join")
     ],
-    # --- campaigns and sources (sources/planning.py, batches.live_sources)
+    # --- campaigns and sources (campaigns.py through adapters/ssm.py; batches.plan.live_sources, adapters/secrets.py)
     "campaigns.read": [
         Need("ssm:GetParameter", PARAMETERS + "/campaigns/travel", why="load_campaign"),
         Need("ssm:GetParameter", PARAMETERS + "/current-campaign", why="get_current_campaign"),

@@ -33,6 +33,7 @@ import requests
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from cliplake.adapters.catalog import batch_key
 from cliplake.adapters.s3 import S3_CONFIG
 from cliplake.services import new_session
 from cliplake_localcloud import environ, iam_resources, task_tokens
@@ -596,7 +597,7 @@ def _mark_batch_aborted(cloud: LocalCloud, aborted: dict[str, str]) -> None:
     with contextlib.suppress(ddb.exceptions.ConditionalCheckFailedException):
         ddb.update_item(
             TableName=table,
-            Key={"pk": {"S": f"BATCH#{aborted['name']}"}, "sk": {"S": "META"}},
+            Key=batch_key(aborted["name"]),
             UpdateExpression="SET #s = :s, reason = :r",
             ConditionExpression="attribute_exists(pk) AND #s <> :done",
             ExpressionAttributeNames={"#s": "status"},

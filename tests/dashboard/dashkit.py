@@ -11,7 +11,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from cliplake.adapters.catalog import to_ddb
+from cliplake.adapters.catalog import batch_item_keys, batch_key, to_ddb
 from cliplake.lake import video_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,22 +53,14 @@ def run_execution(cloud, arn: str, payload: dict[str, Any], name: str) -> str:
 
 # ------------------------------------------------------------------------------------ batch records
 def put_batch(cloud, record: dict[str, Any]) -> None:
-    item = {
-        "pk": f"BATCH#{record['batch_id']}",
-        "sk": "META",
-        "gsi1pk": "BATCHES",
-        "gsi1sk": f"{record['started_at']}#{record['batch_id']}",
-        **record,
-    }
+    item = {**batch_item_keys(record["batch_id"], record["started_at"]), **record}
     cloud.client("dynamodb").put_item(
         TableName=cloud.outputs["CatalogTableName"], Item={k: to_ddb(v) for k, v in item.items()}
     )
 
 
 def delete_batch(cloud, batch_id: str) -> None:
-    cloud.client("dynamodb").delete_item(
-        TableName=cloud.outputs["CatalogTableName"], Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}}
-    )
+    cloud.client("dynamodb").delete_item(TableName=cloud.outputs["CatalogTableName"], Key=batch_key(batch_id))
 
 
 def batch_record(batch_id: str, items: list[dict], status: str, **extra: Any) -> dict[str, Any]:

@@ -1,87 +1,138 @@
 """The catalog: one DynamoDB table, derived from the lake (delete it, re-index the lake, and it is rebuilt).
 
-Items (single-table design):
-    pk=VIDEO#<id>    sk=META                 one video: status, attribution, metadata, jobs, top labels
-    pk=JOB#<jobid>   sk=META                 Rekognition job → video (for completions without a JobTag)
-    pk=LABEL#<name>  sk=<conf 000.00>#<id>   label search: query a label above a confidence, best first
-    pk=TEXT#<word>   sk=<id>                 text search: the videos whose on-screen text has the word
-    pk=STATS         sk=SOURCE#<source>      counters: raw, processed, failed (each video counted once)
-    pk=VIDEO#<id>    sk=TASK                 the batch item of a video: task token, batch id, ingest/completion times
-    pk=BATCH#<name>  sk=META                 one batch (execution name): plan, status, summary
-    pk=SOURCEID#<source>#<id>  sk=META       a source's video already ingested (planning de-duplicates)
-    pk=HASH#<sha1>   sk=META                 content already ingested (planning de-duplicates)
+This module alone knows the key schema. Items (single-table design), each a model of `cliplake.contracts`:
+    pk=VIDEO#<id>    sk=META                 VideoRecord: status, attribution, metadata, jobs (JobState), top labels
+    pk=JOB#<jobid>   sk=META                 JobRef: Rekognition job → video (for completions without a JobTag)
+    pk=LABEL#<name>  sk=<conf 000.00>#<id>   LabelHit: label search, a label above a confidence, best first
+    pk=TEXT#<word>   sk=<id>                 TextHit: text search, the videos whose on-screen text has the word
+    pk=STATS         sk=SOURCE#<source>      SourceCounters: raw, processed, failed (each video counted once)
+    pk=VIDEO#<id>    sk=TASK                 TaskRecord: the batch item of a video (task token, batch, times)
+    pk=VIDEO#<id>    sk=TRANSCODE            a segmented transcode (`cliplake.adapters.transcodes`)
+    pk=BATCH#<name>  sk=META                 BatchRecord: one batch (execution name): plan, status, summary
+    pk=SOURCEID#<source>#<id>  sk=META       IngestedRecord: a source's video already ingested (planning de-duplicates)
+    pk=HASH#<sha1>   sk=META                 IngestedRecord: content already ingested (planning de-duplicates)
     pk=LIMITS        sk=REKOGNITION_JOBS     Rekognition jobs in flight (back-pressure), held per video in job_slots
 Indexes: gsi1 (CAMPAIGN#<campaign>, <created>#<id>; BATCHES, <started>#<batch>) and gsi2 (SOURCE#<source>,
 <created>#<id>) list videos and batches newest first without scans.
+
+One store per entity (`Videos`, `Tasks`, `Batches`, `LabelIndex`, `TextIndex`, `Counters`, `JobSlots`, `Ingested`),
+all over one `dynamo.Table`; `Catalog` holds them. The stages read and write models through the stores; the
+`Catalog` methods returning plain dicts (`get_video`, `get_batch`, `list_videos`...) are the operator side's view.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
-from cliplake.contracts import Attribution, JobKind, TextLine, VideoStatus, VideoSummary, text_words
+from cliplake.adapters.dynamo import Key, Page, Table, Update, from_ddb, key, now_iso, to_ddb
+from cliplake.contracts import (
+    Attribution,
+    BatchRecord,
+    IngestedRecord,
+    JobKind,
+    JobRef,
+    JobState,
+    JobStatus,
+    LabelHit,
+    SourceCounters,
+    TaskRecord,
+    TextHit,
+    TextLine,
+    VideoRecord,
+    VideoStatus,
+    VideoSummary,
+    text_words,
+)
 
-_ser, _de = TypeSerializer(), TypeDeserializer()
-TERMINAL_JOB = {"SUCCEEDED", "FAILED", "ERROR"}
+__all__ = ["Catalog", "from_ddb", "now_iso", "to_ddb"]
 
+MAX_REASON = 1000  # characters of a readable reason kept in the catalog
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def to_ddb(value: Any) -> dict[str, Any]:
-    """A plain value (floats included) as a DynamoDB attribute value."""
-    return _ser.serialize(json.loads(json.dumps(value, default=str), parse_float=Decimal))
-
-
-def from_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain Python values (numbers back to int or float)."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, Decimal):
-            return int(v) if v == v.to_integral_value() else float(v)
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, list | set):
-            return [plain(x) for x in v]
-        return v
-
-    return {k: plain(_de.deserialize(v)) for k, v in item.items()}
+# ------------------------------------------------------------------------------------------------ the key schema
+META = "META"
+LIMITS_KEY = key("LIMITS", "REKOGNITION_JOBS")
+BATCHES_INDEX = "BATCHES"  # gsi1pk of every batch record
 
 
-def _conditional_failed(err: ClientError) -> bool:
-    code = err.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = err.response.get("CancellationReasons", [])
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
-    return False
+def video_key(video_id: str) -> Key:
+    return key(f"VIDEO#{video_id}", META)
 
 
-def video_key(video_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "META"}}
+def task_key(video_id: str) -> Key:
+    return key(f"VIDEO#{video_id}", "TASK")
 
 
-LIMITS_KEY = {"pk": {"S": "LIMITS"}, "sk": {"S": "REKOGNITION_JOBS"}}
+def transcode_key(video_id: str) -> Key:
+    return key(f"VIDEO#{video_id}", "TRANSCODE")
 
 
-def stats_key(source: str) -> dict[str, Any]:
-    return {"pk": {"S": "STATS"}, "sk": {"S": f"SOURCE#{source}"}}
+def job_key(job_id: str) -> Key:
+    return key(f"JOB#{job_id}", META)
+
+
+def batch_key(batch_id: str) -> Key:
+    return key(f"BATCH#{batch_id}", META)
+
+
+def stats_key(source: str) -> Key:
+    return key("STATS", f"SOURCE#{source}")
+
+
+def label_pk(name: str) -> str:
+    return f"LABEL#{name.strip().lower()}"
+
+
+def label_floor(min_confidence: float) -> str:
+    """The lowest label sort key of a confidence: `sk >= label_floor(c)` reads the hits at or above it."""
+    return f"{min_confidence:06.2f}"
 
 
 def label_sk(confidence: float, video_id: str) -> str:
-    return f"{min(confidence, 100.0):06.2f}#{video_id}"
+    return f"{label_floor(min(confidence, 100.0))}#{video_id}"
 
 
+def text_pk(word: str) -> str:
+    return f"TEXT#{word}"
+
+
+def campaign_index(campaign: str) -> str:
+    """gsi1pk of a campaign's videos."""
+    return f"CAMPAIGN#{campaign}"
+
+
+def source_index(source: str) -> str:
+    """gsi2pk of a source's videos."""
+    return f"SOURCE#{source}"
+
+
+def video_item_keys(video_id: str, campaign: str, source: str, created_at: str) -> dict[str, str]:
+    """The key and index attributes of a video record (listed newest first by campaign and by source)."""
+    return {
+        "pk": f"VIDEO#{video_id}",
+        "sk": META,
+        "gsi1pk": campaign_index(campaign),
+        "gsi1sk": f"{created_at}#{video_id}",
+        "gsi2pk": source_index(source),
+        "gsi2sk": f"{created_at}#{video_id}",
+    }
+
+
+def batch_item_keys(batch_id: str, started_at: str) -> dict[str, str]:
+    """The key and index attributes of a batch record (listed newest first)."""
+    return {"pk": f"BATCH#{batch_id}", "sk": META, "gsi1pk": BATCHES_INDEX, "gsi1sk": f"{started_at}#{batch_id}"}
+
+
+def label_item_keys(name: str, confidence: float, video_id: str) -> dict[str, str]:
+    return {"pk": label_pk(name), "sk": label_sk(confidence, video_id)}
+
+
+def _ingested_pks(source: str, source_id: str, sha1: str) -> list[str]:
+    return [f"SOURCEID#{source}#{source_id}"] + ([f"HASH#{sha1.lower()}"] if sha1 else [])
+
+
+# ------------------------------------------------------------------------------------------ derived from a summary
 def summary_text_words(summary: VideoSummary) -> list[str]:
     """Every searchable word of the video's on-screen text."""
     return sorted({w for line in summary.text for w in text_words(line.text)})
@@ -95,36 +146,34 @@ def summary_label_scores(summary: VideoSummary) -> dict[str, float]:
     return best
 
 
-class Catalog:
-    def __init__(self, table: str, client: Any | None = None) -> None:
+# ---------------------------------------------------------------------------------------------------- the stores
+class Counters:
+    """Per-source counters (`raw`, `processed`, `failed`), added to in the transaction that changes a video."""
+
+    def __init__(self, table: Table) -> None:
         self.table = table
-        self.client = client or boto3.client("dynamodb")
 
-    @staticmethod
-    def _write(call: Callable[..., Any], **kwargs: Any) -> Any | None:
-        """Run one conditional write (``put_item``, ``update_item``, ``transact_write_items``): its response,
-        or None when its condition, or one of a transaction's conditions, does not hold."""
-        try:
-            return call(**kwargs)
-        except ClientError as err:
-            if _conditional_failed(err):
-                return None
-            raise
+    def add_one(self, source: str, counter: str) -> dict[str, Any]:
+        """The transaction item adding one to a source's counter."""
+        return self.table.update_item(stats_key(source), Update(adds={counter: 1}))
 
-    def _count(self, source: str, counter: str) -> dict[str, Any]:
-        """The transaction item adding one to a per-source counter (`raw`, `processed`, `failed`)."""
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": stats_key(source),
-                "UpdateExpression": "ADD #c :one",
-                "ExpressionAttributeNames": {"#c": counter},
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
-            }
-        }
+    def all(self) -> dict[str, SourceCounters]:
+        items = self.table.query_all("pk = :pk", {":pk": "STATS"})
+        return {i["sk"].removeprefix("SOURCE#"): SourceCounters.model_validate(i) for i in items}
 
-    # ------------------------------------------------------------------------------------------- writes
-    def register_video(
+
+class Videos:
+    """Video records (and the job → video references written with their jobs)."""
+
+    def __init__(self, table: Table, counters: Counters) -> None:
+        self.table = table
+        self.counters = counters
+
+    def get(self, video_id: str) -> VideoRecord | None:
+        item = self.table.get(video_key(video_id))
+        return VideoRecord.model_validate(item) if item else None
+
+    def register(
         self,
         video_id: str,
         raw_key: str,
@@ -142,8 +191,7 @@ class Catalog:
         """
         now = now_iso()
         item = {
-            "pk": f"VIDEO#{video_id}",
-            "sk": "META",
+            **video_item_keys(video_id, campaign, source, now),
             "video_id": video_id,
             "status": VideoStatus.RECEIVED.value,
             "reason": "",
@@ -157,132 +205,78 @@ class Catalog:
             "jobs": {},
             "created_at": now,
             "updated_at": now,
-            "gsi1pk": f"CAMPAIGN#{campaign}",
-            "gsi1sk": f"{now}#{video_id}",
-            "gsi2pk": f"SOURCE#{source}",
-            "gsi2sk": f"{now}#{video_id}",
         }
         if batch_id:
             item["batch_id"] = batch_id
-        put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": {k: to_ddb(v) for k, v in item.items()},
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        if self._write(self.client.transact_write_items, TransactItems=[put, self._count(source, "raw")]) is not None:
+        put = self.table.put_item(item, condition="attribute_not_exists(pk)")
+        if self.table.transact([put, self.counters.add_one(source, "raw")]):
             return True
         # Known video: a new object version restarts its analysis; the same version changes nothing.
-        self._write(
-            self.client.update_item,
-            TableName=self.table,
-            Key=video_key(video_id),
-            UpdateExpression="SET raw_etag = :etag, #b = :size, #s = :received, reason = :empty, "
-            "jobs = :nojobs, updated_at = :now, attribution = :attr",
-            ConditionExpression="raw_etag <> :etag",
-            ExpressionAttributeNames={"#s": "status", "#b": "bytes"},
-            ExpressionAttributeValues={
-                ":etag": to_ddb(etag),
-                ":size": to_ddb(size),
-                ":received": to_ddb(VideoStatus.RECEIVED.value),
-                ":empty": to_ddb(""),
-                ":nojobs": {"M": {}},
-                ":now": to_ddb(now),
-                ":attr": to_ddb(attribution.model_dump()),
-            },
+        fresh = {"raw_etag": etag, "bytes": size, "status": VideoStatus.RECEIVED.value, "reason": "", "jobs": {},
+                 "updated_at": now, "attribution": attribution.model_dump()}  # fmt: skip
+        self.table.update(
+            video_key(video_id), Update(sets=fresh, condition="raw_etag <> :etag", values={":etag": etag})
         )
         return False
 
     def set_status(self, video_id: str, status: VideoStatus, unless: VideoStatus | None = None, **fields: Any) -> bool:
         """Set the status (and fields); with `unless`, leave a video already in that status alone."""
-        names = {"#s": "status"}
-        values = {":s": to_ddb(status.value), ":now": to_ddb(now_iso())}
-        sets = ["#s = :s", "updated_at = :now"]
-        for i, (name, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = name
-            values[f":f{i}"] = to_ddb(value)
-            sets.append(f"#f{i} = :f{i}")
-        condition = {}
+        update = Update(sets={"status": status.value, "updated_at": now_iso(), **fields})
         if unless is not None:
-            values[":unless"] = to_ddb(unless.value)
-            condition = {"ConditionExpression": "#s <> :unless"}
-        done = self._write(
-            self.client.update_item,
-            TableName=self.table,
-            Key=video_key(video_id),
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            **condition,
-        )
-        return done is not None
+            update.names["#s"], update.values[":unless"] = "status", unless.value
+            update.condition = "#s <> :unless"
+        return self.table.update(video_key(video_id), update) is not None
 
     def mark_failed(self, video_id: str, source: str, reason: str) -> bool:
         """FAILED with a readable reason; counted once per video. Returns False if it had already failed."""
         now = now_iso()
-        update = {
-            "Update": {
-                "TableName": self.table,
-                "Key": video_key(video_id),
-                "UpdateExpression": "SET #s = :failed, reason = :reason, updated_at = :now, failed_at = :now",
-                "ConditionExpression": "attribute_not_exists(#s) OR #s <> :failed",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {
-                    ":failed": to_ddb(VideoStatus.FAILED.value),
-                    ":reason": to_ddb(reason[:1000]),
-                    ":now": to_ddb(now),
-                },
-            }
-        }
-        done = self._write(self.client.transact_write_items, TransactItems=[update, self._count(source, "failed")])
-        return done is not None
+        update = Update(
+            sets={
+                "status": VideoStatus.FAILED.value,
+                "reason": reason[:MAX_REASON],
+                "updated_at": now,
+                "failed_at": now,
+            },
+            condition="attribute_not_exists(#s) OR #s <> :failed",
+            names={"#s": "status"},
+            values={":failed": VideoStatus.FAILED.value},
+        )
+        return self.table.transact(
+            [self.table.update_item(video_key(video_id), update), self.counters.add_one(source, "failed")]
+        )
 
     def record_jobs(self, video_id: str, job_ids: dict[JobKind, str], started_at: str) -> None:
         """Remember the started jobs in one transaction; never overwrites what a completion already wrote."""
-        names = {f"#k{i}": kind.value for i, kind in enumerate(job_ids)}
-        values = {
-            f":j{i}": to_ddb({"job_id": job_id, "status": "IN_PROGRESS", "message": ""})
-            for i, job_id in enumerate(job_ids.values())
-        }
-        sets = [f"jobs.#k{i} = if_not_exists(jobs.#k{i}, :j{i})" for i in range(len(job_ids))]
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": video_key(video_id),
-                    "UpdateExpression": "SET " + ", ".join([*sets, "jobs_started_at = :now", "updated_at = :now"]),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": {**values, ":now": to_ddb(started_at)},
-                }
-            }
-        ]
+        update = Update(sets={"jobs_started_at": started_at, "updated_at": started_at})
+        for i, (kind, job_id) in enumerate(job_ids.items()):
+            update.names[f"#k{i}"] = kind.value
+            update.values[f":j{i}"] = JobState(job_id=job_id).model_dump(mode="json")
+            update.clauses.append(f"jobs.#k{i} = if_not_exists(jobs.#k{i}, :j{i})")
+        items = [self.table.update_item(video_key(video_id), update)]
         for kind, job_id in job_ids.items():
-            job_item = {"pk": f"JOB#{job_id}", "sk": "META", "video_id": video_id, "kind": kind.value}
-            items.append({"Put": {"TableName": self.table, "Item": {k: to_ddb(v) for k, v in job_item.items()}}})
-        self.client.transact_write_items(TransactItems=items)
+            ref = JobRef(video_id=video_id, kind=kind).item()
+            items.append(self.table.put_item({"pk": f"JOB#{job_id}", "sk": META, **ref}))
+        self.table.transact(items, conditional=False)
 
-    def complete_job(self, video_id: str, kind: JobKind, job_id: str, status: str, message: str) -> dict:
+    def complete_job(
+        self, video_id: str, kind: JobKind, job_id: str, status: JobStatus, message: str
+    ) -> dict[JobKind, JobState]:
         """Record a job's terminal status and return the video's jobs after the update (atomically)."""
-        job = {"job_id": job_id, "status": status, "message": message[:1000]}
-        r = self.client.update_item(
-            TableName=self.table,
-            Key=video_key(video_id),
-            UpdateExpression="SET jobs.#k = :job, updated_at = :now",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#k": kind.value},
-            ExpressionAttributeValues={":job": to_ddb(job), ":now": to_ddb(now_iso())},
-            ReturnValues="ALL_NEW",
+        job = JobState(job_id=job_id, status=status, message=message[:MAX_REASON])
+        update = Update(
+            clauses=["jobs.#k = :job"],
+            sets={"updated_at": now_iso()},
+            condition="attribute_exists(pk)",
+            names={"#k": kind.value},
+            values={":job": job.model_dump(mode="json")},
         )
-        return from_ddb(r["Attributes"]).get("jobs", {})
+        # A video deleted meanwhile raises (its completion is retried, then dead-lettered).
+        after = self.table.update(video_key(video_id), update, new=True, strict=True)
+        return VideoRecord.model_validate(after).jobs
 
-    def index_summary(self, summary: VideoSummary, summary_key: str, summary_etag: str) -> bool:
-        """Write what label search and the dashboard need. Re-indexing the same summary changes nothing.
-
-        Returns True when the catalog changed.
-        """
-        vid = summary.video_id
-        top = [t.model_dump() for t in summary.top_labels]
+    def mark_indexed(self, summary: VideoSummary, summary_key: str, summary_etag: str) -> bool:
+        """The video's fields from its summary, INDEXED; counted as processed the first time. Re-indexing the same
+        summary changes nothing: returns False then."""
         fields = {
             "status": VideoStatus.INDEXED.value,
             "reason": "",
@@ -293,7 +287,7 @@ class Catalog:
             "height": summary.video.height,
             "codec": summary.video.codec,
             "frame_rate": summary.video.frame_rate,
-            "top_labels": top,
+            "top_labels": [t.model_dump() for t in summary.top_labels],
             "label_scores": summary_label_scores(summary),
             "shots": len(summary.shots),
             "moderation": sorted({m.name for m in summary.moderation}),
@@ -304,326 +298,290 @@ class Catalog:
             "text_lines": len(summary.text),
         }
         now = now_iso()
-        names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":f{i}": to_ddb(v) for i, v in enumerate(fields.values())}
-        values[":now"] = to_ddb(now)
-        sets = ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        update = {
-            "TableName": self.table,
-            "Key": video_key(vid),
-            "UpdateExpression": f"SET {sets}, updated_at = :now, indexed_at = :now",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        previous = self.get_video(vid) or {}
-        first = [  # first index of this video: count it as processed, once
-            {"Update": {**update, "ConditionExpression": "attribute_not_exists(indexed_at)"}},
-            self._count(summary.source, "processed"),
-        ]
-        if self._write(self.client.transact_write_items, TransactItems=first) is None:
-            names["#se"] = "summary_etag"  # already indexed: only a different summary changes anything
-            values[":etag"] = to_ddb(summary_etag)
-            if self._write(self.client.update_item, **update, ConditionExpression="#se <> :etag") is None:
-                return False
-        self._write_labels(summary, previous.get("label_scores", {}))
-        self._write_words(summary, previous.get("text_words", []))
-        return True
+        k = video_key(summary.video_id)
+        first = Update(
+            sets={**fields, "updated_at": now, "indexed_at": now}, condition="attribute_not_exists(indexed_at)"
+        )
+        if self.table.transact([self.table.update_item(k, first), self.counters.add_one(summary.source, "processed")]):
+            return True
+        again = Update(  # already indexed: only a different summary changes anything
+            sets={**fields, "updated_at": now, "indexed_at": now},
+            condition="#se <> :etag",
+            names={"#se": "summary_etag"},
+            values={":etag": summary_etag},
+        )
+        return self.table.update(k, again) is not None
 
-    def _write_words(self, summary: VideoSummary, previous: list[str]) -> None:
+    def video_for_job(self, job_id: str) -> str | None:
+        item = self.table.get(job_key(job_id))
+        return JobRef.model_validate(item).video_id if item else None
+
+    def listed(
+        self, *, campaign: str | None = None, source: str | None = None, limit: int = 50, cursor: str = ""
+    ) -> tuple[list[VideoRecord], str]:
+        """Newest first, by campaign or by source (both read an index; no scans), and the next page's cursor."""
+        if campaign:
+            index, condition, value = "gsi1", "gsi1pk = :v", campaign_index(campaign)
+        else:
+            index, condition, value = "gsi2", "gsi2pk = :v", source_index(source or "dropin")
+        page = self.table.query(condition, {":v": value}, index=index, newest_first=True, limit=limit, cursor=cursor)
+        return [VideoRecord.model_validate(i) for i in page.items], page.cursor
+
+
+class JobSlots:
+    """Back-pressure: the Rekognition jobs in flight, bounded, each video holding its share in `job_slots`."""
+
+    def __init__(self, table: Table, videos: Videos) -> None:
+        self.table = table
+        self.videos = videos
+
+    def acquire(self, video_id: str, jobs: int, bound: int) -> bool:
+        """Reserve `jobs` of the `bound` Rekognition jobs in flight for a video, once (a video already holding
+        its slots gets True again). False when full: the caller backs off."""
+        hold = Update(sets={"job_slots": jobs}, condition="attribute_exists(pk) AND attribute_not_exists(job_slots)")
+        room = Update(
+            adds={"in_flight": jobs},
+            condition="attribute_not_exists(in_flight) OR in_flight <= :room",
+            values={":room": bound - jobs},
+        )
+        items = [self.table.update_item(video_key(video_id), hold), self.table.update_item(LIMITS_KEY, room)]
+        if self.table.transact(items):
+            return True
+        video = self.videos.get(video_id)
+        return video is not None and video.job_slots is not None
+
+    def release(self, video_id: str) -> bool:
+        """Give back a video's slots, once (False when it holds none)."""
+        video = self.videos.get(video_id)
+        held = video.job_slots if video else None
+        if not held:
+            return False
+        give = Update(removes=["job_slots"], condition="job_slots = :n", values={":n": held})
+        items = [
+            self.table.update_item(video_key(video_id), give),
+            self.table.update_item(LIMITS_KEY, Update(adds={"in_flight": -held})),
+        ]
+        return self.table.transact(items)
+
+    def in_flight(self) -> int:
+        item = self.table.get(LIMITS_KEY)
+        return int(item.get("in_flight", 0)) if item else 0
+
+
+class Tasks:
+    """The batch item of each video a batch ingested: its task token, until a stage completes it."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def put(self, video_id: str, token: str, batch_id: str, **fields: Any) -> None:
+        """Store the task token of a video's batch item (before its object reaches the lake). A redelivered
+        item message writes the same token again; an item already completed keeps its completion."""
+        task = TaskRecord(video_id=video_id, task_token=token, batch_id=batch_id, ingest_started_at=now_iso(), **fields)
+        self.table.put(
+            {"pk": f"VIDEO#{video_id}", "sk": "TASK", **task.plain()},
+            condition="attribute_not_exists(completed_at) OR task_token <> :t",
+            values={":t": token},
+        )
+
+    def get(self, video_id: str) -> TaskRecord | None:
+        item = self.table.get(task_key(video_id))
+        return TaskRecord.model_validate(item) if item else None
+
+    def finish(self, video_id: str, outcome: str, reason: str = "") -> TaskRecord | None:
+        """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
+        when the video belongs to no batch)."""
+        update = Update(
+            sets={"completed_at": now_iso(), "outcome": outcome, "reason": reason[:MAX_REASON]},
+            condition="attribute_exists(pk) AND attribute_not_exists(completed_at)",
+        )
+        item = self.table.update(task_key(video_id), update, new=True)
+        return None if item is None else TaskRecord.model_validate(item)
+
+    def reopen(self, video_id: str) -> None:
+        """Undo `finish` when the token could not be sent, so a retry completes it."""
+        self.table.update(task_key(video_id), Update(removes=["completed_at", "outcome"]))
+
+
+class Batches:
+    """Batch records (the execution name is the batch id)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def put(self, record: BatchRecord) -> None:
+        """Create or replace a batch record."""
+        self.table.put({**record.item(), **batch_item_keys(record.batch_id, record.started_at)})
+
+    def update(self, batch_id: str, **fields: Any) -> None:
+        self.table.update(batch_key(batch_id), Update(sets=fields))
+
+    def get(self, batch_id: str) -> BatchRecord | None:
+        item = self.table.get(batch_key(batch_id))
+        return BatchRecord.model_validate(item) if item else None
+
+    def listed(self, limit: int = 25, cursor: str = "") -> tuple[list[BatchRecord], str]:
+        """Batches, newest first (gsi1; no scan), and the next page's cursor."""
+        page = self.table.query(
+            "gsi1pk = :p", {":p": BATCHES_INDEX}, index="gsi1", newest_first=True, limit=limit, cursor=cursor
+        )
+        return [BatchRecord.model_validate(i) for i in page.items], page.cursor
+
+
+class LabelIndex:
+    """Label search: one item per label of a video, sorted by its best confidence."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def write(self, summary: VideoSummary, previous: dict[str, float]) -> None:
+        """The summary's labels; a label no longer there, or whose confidence (part of the key) moved, is deleted."""
+        vid = summary.video_id
+        best = summary_label_scores(summary)
+        total: dict[str, int] = {}
+        for seg in summary.labels:
+            total[seg.name] = total.get(seg.name, 0) + (seg.end_ms - seg.start_ms)
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": key(label_pk(name), label_sk(conf, vid))}}
+            for name, conf in previous.items()
+            if label_sk(best.get(name, -1.0), vid) != label_sk(conf, vid)
+        ]
+        for name, conf in best.items():
+            hit = LabelHit(video_id=vid, name=name, confidence=conf, total_ms=total[name], campaign=summary.campaign,
+                           source=summary.source, filename=summary.filename)  # fmt: skip
+            item = {**label_item_keys(name, conf, vid), **hit.item()}
+            requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
+        self.table.batch_write(requests)
+
+    def search(self, name: str, min_confidence: float = 0.0, limit: int = 50, cursor: str = "") -> Page:
+        """The videos with label `name` at `min_confidence` or above, best first (items: `LabelHit` dumps)."""
+        return self.table.query(
+            "pk = :pk AND sk >= :low",
+            {":pk": label_pk(name), ":low": label_floor(min_confidence)},
+            newest_first=True,
+            limit=limit,
+            cursor=cursor,
+        )
+
+
+class TextIndex:
+    """Text search: one item per word of a video's on-screen text, with the first line it appears in."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def write(self, summary: VideoSummary, previous: list[str]) -> None:
         vid = summary.video_id
         first: dict[str, TextLine] = {}
         for line in summary.text:  # sorted by start: the first line a word appears in
             for word in text_words(line.text):
                 first.setdefault(word, line)
         requests: list[dict[str, Any]] = [
-            {"DeleteRequest": {"Key": {"pk": {"S": f"TEXT#{w}"}, "sk": {"S": vid}}}} for w in previous if w not in first
+            {"DeleteRequest": {"Key": key(text_pk(w), vid)}} for w in previous if w not in first
         ]
         for word, line in first.items():
-            item = {
-                "pk": f"TEXT#{word}",
-                "sk": vid,
-                "video_id": vid,
-                "word": word,
-                "line": line.text,
-                "start_ms": line.start_ms,
-                "confidence": line.confidence,
-                "campaign": summary.campaign,
-                "source": summary.source,
-                "filename": summary.filename,
-            }
+            hit = TextHit(video_id=vid, word=word, line=line.text, start_ms=line.start_ms, confidence=line.confidence,
+                          campaign=summary.campaign, source=summary.source, filename=summary.filename)  # fmt: skip
+            item = {"pk": text_pk(word), "sk": vid, **hit.item()}
             requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
-        self._batch_write(requests)
+        self.table.batch_write(requests)
 
-    def _write_labels(self, summary: VideoSummary, previous: dict[str, float]) -> None:
-        vid = summary.video_id
-        best = summary_label_scores(summary)
-        total: dict[str, int] = {}
-        for seg in summary.labels:
-            total[seg.name] = total.get(seg.name, 0) + (seg.end_ms - seg.start_ms)
-        # Stale items: labels no longer in the summary, or whose confidence (part of the key) moved.
-        requests: list[dict[str, Any]] = [
-            {"DeleteRequest": {"Key": {"pk": {"S": f"LABEL#{name.lower()}"}, "sk": {"S": label_sk(conf, vid)}}}}
-            for name, conf in previous.items()
-            if label_sk(best.get(name, -1.0), vid) != label_sk(conf, vid)
-        ]
-        for name, conf in best.items():
-            item = {
-                "pk": f"LABEL#{name.lower()}",
-                "sk": label_sk(conf, vid),
-                "video_id": vid,
-                "name": name,
-                "confidence": conf,
-                "total_ms": total[name],
-                "campaign": summary.campaign,
-                "source": summary.source,
-                "filename": summary.filename,
-            }
-            requests.append({"PutRequest": {"Item": {k: to_ddb(v) for k, v in item.items()}}})
-        self._batch_write(requests)
-
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        """`BatchWriteItem` in chunks of 25 (its limit), retrying what DynamoDB leaves unprocessed."""
-        for i in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[i : i + 25]}
-            while pending:
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
-
-    # ------------------------------------------------------------------------------------ batch items
-    def put_task(self, video_id: str, token: str, batch_id: str, **fields: Any) -> None:
-        """Store the task token of a video's batch item (before its object reaches the lake). A redelivered
-        item message writes the same token again; an item already completed keeps its completion."""
-        item = {"pk": f"VIDEO#{video_id}", "sk": "TASK", "video_id": video_id, "task_token": token,
-                "batch_id": batch_id, "ingest_started_at": now_iso(), **fields}  # fmt: skip
-        self._write(
-            self.client.put_item,
-            TableName=self.table,
-            Item={k: to_ddb(v) for k, v in item.items()},
-            ConditionExpression="attribute_not_exists(completed_at) OR task_token <> :t",
-            ExpressionAttributeValues={":t": to_ddb(token)},
-        )
-
-    def get_task(self, video_id: str) -> dict[str, Any] | None:
-        r = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}}, ConsistentRead=True
-        )
-        return from_ddb(r["Item"]) if "Item" in r else None
-
-    def finish_task(self, video_id: str, outcome: str, reason: str = "") -> dict[str, Any] | None:
-        """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
-        when the video belongs to no batch)."""
-        r = self._write(
-            self.client.update_item,
-            TableName=self.table,
-            Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
-            UpdateExpression="SET completed_at = :now, outcome = :o, reason = :r",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completed_at)",
-            ExpressionAttributeValues={
-                ":now": to_ddb(now_iso()),
-                ":o": to_ddb(outcome),
-                ":r": to_ddb(reason[:1000]),
-            },
-            ReturnValues="ALL_NEW",
-        )
-        return None if r is None else from_ddb(r["Attributes"])
-
-    def reopen_task(self, video_id: str) -> None:
-        """Undo `finish_task` when the token could not be sent, so a retry completes it."""
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TASK"}},
-            UpdateExpression="REMOVE completed_at, outcome",
-        )
-
-    def mark_ingested(self, source: str, source_id: str, sha1: str, video_id: str) -> None:
-        """Remember a source's video and its content hash, so later batches do not plan them again."""
-        keys = [f"SOURCEID#{source}#{source_id}"] + ([f"HASH#{sha1.lower()}"] if sha1 else [])
-        for pk in keys:
-            item = {"pk": pk, "sk": "META", "video_id": video_id, "source": source, "source_id": source_id}
-            self.client.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
-
-    def _exists(self, pk: str) -> bool:
-        r = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "META"}}, ProjectionExpression="pk"
-        )
-        return "Item" in r
-
-    def seen(self, source: str, source_id: str) -> bool:
-        return self._exists(f"SOURCEID#{source}#{source_id}")
-
-    def source_video(self, source: str, source_id: str) -> str | None:
-        """The video a source's id was ingested as (`mark_ingested`), if any."""
-        r = self.client.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"SOURCEID#{source}#{source_id}"}, "sk": {"S": "META"}},
-            ProjectionExpression="video_id",
-        )
-        return r.get("Item", {}).get("video_id", {}).get("S")
-
-    def seen_hash(self, sha1: str) -> bool:
-        return bool(sha1) and self._exists(f"HASH#{sha1.lower()}")
-
-    # ---------------------------------------------------------------------------------------- batches
-    def put_batch(self, record: dict[str, Any]) -> None:
-        """Create or replace a batch record (`batch_id` = the execution name, `started_at` required)."""
-        bid = record["batch_id"]
-        item = {
-            **record,
-            "pk": f"BATCH#{bid}",
-            "sk": "META",
-            "gsi1pk": "BATCHES",
-            "gsi1sk": f"{record['started_at']}#{bid}",
-        }
-        self.client.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
-
-    def update_batch(self, batch_id: str, **fields: Any) -> None:
-        names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":f{i}": to_ddb(v) for i, v in enumerate(fields.values())}
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}},
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-
-    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
-        r = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": "META"}}, ConsistentRead=True
-        )
-        return from_ddb(r["Item"]) if "Item" in r else None
-
-    def list_batches(self, limit: int = 25) -> list[dict[str, Any]]:
-        """Batches, newest first (gsi1 BATCHES; no scan)."""
-        r = self.client.query(
-            TableName=self.table,
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :p",
-            ExpressionAttributeValues={":p": {"S": "BATCHES"}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [from_ddb(i) for i in r.get("Items", [])]
-
-    # ------------------------------------------------------------------------------------ back-pressure
-    def acquire_job_slots(self, video_id: str, jobs: int, bound: int) -> bool:
-        """Reserve `jobs` of the `bound` Rekognition jobs in flight for a video, once (a video already holding
-        its slots gets True again). False when full: the caller backs off."""
-        items = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": video_key(video_id),
-                    "UpdateExpression": "SET job_slots = :n",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(job_slots)",
-                    "ExpressionAttributeValues": {":n": to_ddb(jobs)},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": LIMITS_KEY,
-                    "UpdateExpression": "ADD in_flight :n",
-                    "ConditionExpression": "attribute_not_exists(in_flight) OR in_flight <= :room",
-                    "ExpressionAttributeValues": {":n": to_ddb(jobs), ":room": to_ddb(bound - jobs)},
-                }
-            },
-        ]
-        if self._write(self.client.transact_write_items, TransactItems=items) is not None:
-            return True
-        return "job_slots" in (self.get_video(video_id) or {})
-
-    def release_job_slots(self, video_id: str) -> bool:
-        """Give back a video's slots, once (False when it holds none)."""
-        held = (self.get_video(video_id) or {}).get("job_slots")
-        if not held:
-            return False
-        items = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": video_key(video_id),
-                    "UpdateExpression": "REMOVE job_slots",
-                    "ConditionExpression": "job_slots = :n",
-                    "ExpressionAttributeValues": {":n": to_ddb(held)},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": LIMITS_KEY,
-                    "UpdateExpression": "ADD in_flight :minus",
-                    "ExpressionAttributeValues": {":minus": to_ddb(-held)},
-                }
-            },
-        ]
-        return self._write(self.client.transact_write_items, TransactItems=items) is not None
-
-    def jobs_in_flight(self) -> int:
-        r = self.client.get_item(TableName=self.table, Key=LIMITS_KEY, ConsistentRead=True)
-        return int(from_ddb(r["Item"]).get("in_flight", 0)) if "Item" in r else 0
-
-    # -------------------------------------------------------------------------------------------- reads
-    def get_video(self, video_id: str) -> dict[str, Any] | None:
-        r = self.client.get_item(TableName=self.table, Key=video_key(video_id), ConsistentRead=True)
-        return from_ddb(r["Item"]) if "Item" in r else None
-
-    def video_for_job(self, job_id: str) -> str | None:
-        r = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}}, ConsistentRead=True
-        )
-        return r["Item"]["video_id"]["S"] if "Item" in r else None
-
-    def videos_by_label(self, name: str, min_confidence: float = 0.0, limit: int = 50) -> list[dict[str, Any]]:
-        r = self.client.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND sk >= :low",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"LABEL#{name.lower()}"},
-                ":low": {"S": f"{min_confidence:06.2f}"},
-            },
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [from_ddb(i) for i in r.get("Items", [])]
-
-    def videos_by_text(self, word: str, limit: int = 50) -> list[dict[str, Any]]:
+    def search(self, word: str, limit: int = 50, cursor: str = "") -> Page:
         """The videos whose on-screen text has ``word`` (any case; its first letters-and-digits word)."""
         words = text_words(word)
         if not words:
-            return []
-        r = self.client.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"TEXT#{words[0]}"}},
-            Limit=limit,
-        )
-        return [from_ddb(i) for i in r.get("Items", [])]
+            return Page([])
+        return self.table.query("pk = :pk", {":pk": text_pk(words[0])}, limit=limit, cursor=cursor)
+
+
+class Ingested:
+    """A source's videos and content hashes already ingested, so later batches do not plan them again."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def mark(self, source: str, source_id: str, sha1: str, video_id: str) -> None:
+        record = IngestedRecord(video_id=video_id, source=source, source_id=source_id).item()
+        for pk in _ingested_pks(source, source_id, sha1):
+            self.table.put({"pk": pk, "sk": META, **record})
+
+    def seen(self, source: str, source_id: str) -> bool:
+        return self.table.get(key(_ingested_pks(source, source_id, "")[0], META), projection="pk") is not None
+
+    def seen_hash(self, sha1: str) -> bool:
+        return bool(sha1) and self.table.get(key(_ingested_pks("", "", sha1)[-1], META), projection="pk") is not None
+
+    def source_video(self, source: str, source_id: str) -> str | None:
+        """The video a source's id was ingested as (`mark`), if any."""
+        item = self.table.get(key(_ingested_pks(source, source_id, "")[0], META), projection="video_id")
+        return (item or {}).get("video_id")
+
+
+# ---------------------------------------------------------------------------------------------------- the catalog
+class Catalog:
+    """The stores of one catalog table through one client."""
+
+    def __init__(self, table: str, client: Any | None = None) -> None:
+        self.table = table
+        self.client = client or boto3.client("dynamodb")
+        self.db = Table(table, self.client)
+        self.counters = Counters(self.db)
+        self.videos = Videos(self.db, self.counters)
+        self.slots = JobSlots(self.db, self.videos)
+        self.tasks = Tasks(self.db)
+        self.batches = Batches(self.db)
+        self.labels = LabelIndex(self.db)
+        self.text = TextIndex(self.db)
+        self.ingested = Ingested(self.db)
+
+    def index_summary(self, summary: VideoSummary, summary_key: str, summary_etag: str) -> bool:
+        """Write what label search and the dashboard need. Re-indexing the same summary changes nothing.
+
+        Returns True when the catalog changed.
+        """
+        previous = self.videos.get(summary.video_id)
+        if not self.videos.mark_indexed(summary, summary_key, summary_etag):
+            return False
+        self.labels.write(summary, previous.label_scores if previous else {})
+        self.text.write(summary, previous.text_words if previous else [])
+        return True
+
+    # Planning's view (`sources.planning.CatalogView`)
+    def seen(self, source: str, source_id: str) -> bool:
+        return self.ingested.seen(source, source_id)
+
+    def seen_hash(self, sha1: str) -> bool:
+        return self.ingested.seen_hash(sha1)
+
+    # ---------------------------------------------------------- the operator side's view: stored attributes as dicts
+    def get_video(self, video_id: str) -> dict[str, Any] | None:
+        video = self.videos.get(video_id)
+        return video.plain() if video else None
+
+    def get_task(self, video_id: str) -> dict[str, Any] | None:
+        task = self.tasks.get(video_id)
+        return task.plain() if task else None
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        batch = self.batches.get(batch_id)
+        return batch.plain() if batch else None
+
+    def list_batches(self, limit: int = 25) -> list[dict[str, Any]]:
+        return [b.plain() for b in self.batches.listed(limit)[0]]
 
     def list_videos(
         self, *, campaign: str | None = None, source: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Newest first, by campaign or by source (both read an index; no scans)."""
-        if campaign:
-            index, pk, value = "gsi1", "gsi1pk", f"CAMPAIGN#{campaign}"
-        else:
-            index, pk, value = "gsi2", "gsi2pk", f"SOURCE#{source or 'dropin'}"
-        r = self.client.query(
-            TableName=self.table,
-            IndexName=index,
-            KeyConditionExpression=f"{pk} = :v",
-            ExpressionAttributeValues={":v": {"S": value}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [from_ddb(i) for i in r.get("Items", [])]
+        return [v.plain() for v in self.videos.listed(campaign=campaign, source=source, limit=limit)[0]]
+
+    def videos_by_label(self, name: str, min_confidence: float = 0.0, limit: int = 50) -> list[dict[str, Any]]:
+        return self.labels.search(name, min_confidence, limit).items
+
+    def videos_by_text(self, word: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.text.search(word, limit).items
 
     def stats(self) -> dict[str, dict[str, int]]:
-        r = self.client.query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": "STATS"}},
-        )
-        out = {}
-        for item in map(from_ddb, r.get("Items", [])):
-            out[item["sk"].removeprefix("SOURCE#")] = {k: int(item.get(k, 0)) for k in ("raw", "processed", "failed")}
-        return out
+        return {source: c.model_dump() for source, c in self.counters.all().items()}
+
+    def jobs_in_flight(self) -> int:
+        return self.slots.in_flight()

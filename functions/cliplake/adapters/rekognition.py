@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cliplake.contracts import JobKind
+from cliplake.contracts import JobKind, RekognitionCompletion
 
 # The errors that mean "not now": back off through the queue, never fail the video.
 BACKPRESSURE_CODES = {
@@ -65,6 +65,18 @@ class InvalidVideo(Exception):
 class Channel:
     topic_arn: str
     role_arn: str
+
+
+class CompletionTopic:
+    """The topic Rekognition publishes its completions to. analyze re-announces there, in the same shape, a job that
+    finished while nobody recorded it (a reused ClientRequestToken sends no second message)."""
+
+    def __init__(self, topic_arn: str, client: Any) -> None:
+        self.topic_arn = topic_arn
+        self.client = client
+
+    def announce(self, completion: RekognitionCompletion) -> None:
+        self.client.publish(TopicArn=self.topic_arn, Message=completion.model_dump_json(exclude_none=True))
 
 
 def request_token(video_id: str, etag: str, kind: JobKind) -> str:

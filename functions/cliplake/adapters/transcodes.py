@@ -1,7 +1,7 @@
 """The task record of a segmented transcode, in the catalog table, and the segment queue.
 
-    pk=VIDEO#<id>  sk=TRANSCODE   one version (etag) of a video being transcoded in segments: its parts, the parts
-                                  done (a string set, so a redelivered part counts once), who joins and when it did
+    the video's TRANSCODE item (`catalog.transcode_key`): one version (etag) of a video being transcoded in segments:
+    its parts, the parts done (a string set, so a redelivered part counts once), who joins and when it did
 
 The join happens exactly once: a join claims the record with a conditional write (a lease as long as the function
 may run, renewed only by the same message), and `joined_at` is set once the rendition is in the lake.
@@ -15,11 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cliplake.adapters.catalog import _conditional_failed, from_ddb, now_iso, to_ddb
-
-
-def transcode_key(video_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"VIDEO#{video_id}"}, "sk": {"S": "TRANSCODE"}}
+from cliplake.adapters.catalog import transcode_key
+from cliplake.adapters.dynamo import conditional_failed, from_ddb, now_iso, to_ddb
 
 
 class Transcodes:
@@ -34,8 +31,7 @@ class Transcodes:
     def create(self, video_id: str, etag: str, parts: list[str], splits: list[float]) -> bool:
         """The record of this version's transcode, once: False when it exists already (same etag)."""
         item = {
-            "pk": f"VIDEO#{video_id}",
-            "sk": "TRANSCODE",
+            **{name: value["S"] for name, value in transcode_key(video_id).items()},
             "etag": etag,
             "parts": parts,
             "splits": splits,
@@ -50,7 +46,7 @@ class Transcodes:
                 ExpressionAttributeValues={":etag": to_ddb(etag)},
             )
         except ClientError as err:
-            if _conditional_failed(err):
+            if conditional_failed(err):
                 return False
             raise
         return True
@@ -76,7 +72,7 @@ class Transcodes:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as err:
-            if _conditional_failed(err):
+            if conditional_failed(err):
                 return None
             raise
         return from_ddb(r["Attributes"])
@@ -99,7 +95,7 @@ class Transcodes:
                 },
             )
         except ClientError as err:
-            if _conditional_failed(err):
+            if conditional_failed(err):
                 return False
             raise
         return True

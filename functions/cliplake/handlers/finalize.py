@@ -35,7 +35,7 @@ def record_handler(record: CompletionSqsRecord) -> None:
 
 def _video_of_job(svc, job_id: str) -> str | None:
     try:
-        return svc.catalog.video_for_job(job_id)
+        return svc.catalog.videos.video_for_job(job_id)
     except ClientError:
         return None
 

@@ -50,17 +50,31 @@ class PixabayError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------ AWS adapter: key
+NO_KEY = "no Pixabay API key in the secret (aws secretsmanager put-secret-value)"
+_KEY_FIELDS = ("key", "api_key", "pixabay_api_key", "PIXABAY_API_KEY")
+
+
 def read_api_key(secrets_client: Any, secret_id: str) -> str:
-    """The Pixabay API key from Secrets Manager: a plain string or JSON with `key`/`api_key`/`pixabay_api_key`."""
+    """The Pixabay API key from Secrets Manager (read once)."""
     if not secret_id:
         raise PixabayError("no Pixabay secret configured (CLIPLAKE_PIXABAY_SECRET_ID)")
-    value = secrets_client.get_secret_value(SecretId=secret_id)["SecretString"].strip()
+    return api_key_of(secrets_client.get_secret_value(SecretId=secret_id)["SecretString"], secret_id)
+
+
+def api_key_of(secret: str, secret_id: str) -> str:
+    """The key in a secret's value: a plain string or JSON with `key`/`api_key`/`pixabay_api_key`. An empty value,
+    or an empty key field (the template's placeholder), is no key."""
+    value = secret.strip()
     if value.startswith("{"):
         data = json.loads(value)
-        for name in ("key", "api_key", "pixabay_api_key", "PIXABAY_API_KEY"):
+        for name in _KEY_FIELDS:
             if data.get(name):
                 return str(data[name]).strip()
-        raise PixabayError(f"secret {secret_id!r} holds JSON without a key/api_key field")
+        if not any(name in data for name in _KEY_FIELDS):
+            raise PixabayError(f"secret {secret_id!r} holds JSON without a key/api_key field")
+        value = ""
+    if not value:
+        raise PixabayError(NO_KEY)
     return value
 
 
