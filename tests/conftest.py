@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def cloud():
     """The local cloud (moto server with the stack from infra/template.yaml, dispatcher, Rekognition)."""
-    from cliplake_ops.localcloud.cloud import LocalCloud
+    from cliplake_localcloud.cloud import LocalCloud
 
     with LocalCloud(port=0) as c:
         get_settings.cache_clear()
@@ -84,11 +84,11 @@ def catalog(cloud) -> Catalog:
 def clips(tmp_path_factory) -> dict[str, Path]:
     """Short real clips: H.264 MP4 with two hard cuts (two test patterns, then a photo of a cat, so that the
     video has labels the model is sure of), a VP9 WebM with an odd name, a corrupt file."""
-    from cliplake_ops.assets import assets_dir
+    from cliplake_cli.assets import assets_dir
 
     cat = assets_dir() / "photos/chelsea.png"
     if not cat.exists():
-        pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
+        pytest.skip("set-up assets missing: run `python -m cliplake_cli.assets`")
     d = tmp_path_factory.mktemp("clips")
     h264 = d / "cuts.mp4"
     caption = (CAPTION, assets_dir() / "fonts/DejaVuSans.ttf")

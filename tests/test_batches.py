@@ -16,7 +16,7 @@ from cliplake.batches import complete_video
 from cliplake.campaigns import get_current_campaign, list_campaigns, set_current_campaign
 from cliplake.services import get_services
 from cliplake.settings import get_settings
-from cliplake_ops.localcloud.scheduler import next_fire
+from cliplake_localcloud.scheduler import next_fire
 
 pytestmark = pytest.mark.e2e
 
@@ -268,7 +268,7 @@ def test_schedule_expressions():
 
 
 def test_cli_smoke_credits_and_schedule_fire(cloud, sources, catalog, tmp_path, capsys):
-    from cliplake_ops.cli import main
+    from cliplake_cli.cli import main
 
     [clip] = tiny_clips(tmp_path / "samples", 1)
     entry = {"file": f"samples/{clip.name}", "title": "Smoke clip", "author": "cliplake tests", "licence": "CC0 1.0"}
@@ -294,7 +294,7 @@ def test_cli_smoke_credits_and_schedule_fire(cloud, sources, catalog, tmp_path, 
 
 
 def test_cost_model_counts_the_definition():
-    from cliplake_ops.bench import cost_per_video, cost_per_video_polling, dollars, rekognition_per_minute
+    from cliplake_cli.bench import cost_per_video, cost_per_video_polling, dollars, rekognition_per_minute
 
     ours = cost_per_video(batch_size=2)
     assert ours["state transitions"] == 1 + 4 / 2  # one task per video; plan, map, summary, notify per batch

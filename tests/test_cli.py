@@ -13,7 +13,7 @@ from batchkit import tiny_clips
 
 from cliplake.services import get_services
 from cliplake.settings import get_settings
-from cliplake_ops.cli import build_parser, main
+from cliplake_cli.cli import build_parser, main
 
 DROPPED = re.compile(r"^(v[0-9a-f]{20})  s3://", re.MULTILINE)
 

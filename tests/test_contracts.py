@@ -22,7 +22,7 @@ from cliplake.contracts import (
 )
 from cliplake.lake import parse_raw_key, video_id_for
 from cliplake.sources.models import Candidate
-from cliplake_ops.localcloud.template import load_template
+from cliplake_localcloud.template import load_template
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 

@@ -1,4 +1,4 @@
-"""The static IAM check (cliplake_ops.iam_check): every call site of every function, and what AWS does for the
+"""The static IAM check (cliplake_cli.iam_check): every call site of every function, and what AWS does for the
 stack (queue polling, the state machine's tasks, S3 and SNS deliveries, the schedule, Rekognition's completions),
 against the transformed template's policies, conditions included. 0 missing and 0 unused on infra/template.yaml."""
 
@@ -8,9 +8,9 @@ import copy
 
 import pytest
 
-from cliplake_ops.iam_calls import FUNCTIONS, OPERATIONS, Need
-from cliplake_ops.iam_check import Principal, check, evaluate, principals
-from cliplake_ops.localcloud.template import load_template, transform
+from cliplake_cli.iam_calls import FUNCTIONS, OPERATIONS, Need
+from cliplake_cli.iam_check import Principal, check, evaluate, principals
+from cliplake_localcloud.template import load_template, transform
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.s3 import Lake
 from cliplake.lake import batch_timestamp, raw_key, video_id_for
-from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
-from cliplake_ops.localcloud.template import load_template
+from cliplake_localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
+from cliplake_localcloud.template import load_template
 
 pytestmark = pytest.mark.e2e
 STACK = "Cliplake-Prod-EU-Media-Pipeline-Stack"

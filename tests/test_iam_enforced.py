@@ -1,5 +1,5 @@
-"""IAM as the local cloud enforces it: moto's authorisation made resource-aware (localcloud/iam_resources.py), an
-administrator for the plumbing, each function under its own execution role, roles assumed by the services."""
+"""IAM as the local cloud enforces it: moto's authorisation made resource-aware (cliplake_localcloud/iam_resources.py),
+an administrator for the plumbing, each function under its own execution role, roles assumed by the services."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from cliplake_ops.localcloud import environ
-from cliplake_ops.localcloud.identity import TrustPolicyError, trust_allows
+from cliplake_localcloud import environ
+from cliplake_localcloud.identity import TrustPolicyError, trust_allows
 
 pytestmark = pytest.mark.e2e
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -21,9 +21,9 @@ import boto3
 import pytest
 
 from cliplake.contracts import RekognitionCompletion
-from cliplake_ops.localcloud.cloud import LocalCloud
-from cliplake_ops.localcloud.dispatcher import Backoff, Dispatcher, FunctionSpec, Mapping, failed_ids
-from cliplake_ops.localcloud.template import NO_VALUE, Resolver, load_template, resources_of_type, transform
+from cliplake_localcloud.cloud import LocalCloud
+from cliplake_localcloud.dispatcher import Backoff, Dispatcher, FunctionSpec, Mapping, failed_ids
+from cliplake_localcloud.template import NO_VALUE, Resolver, load_template, resources_of_type, transform
 
 FUNCTIONS = ("AnalyzeFunction", "FinalizeFunction", "IndexFunction")
 RECORD_KEYS = {

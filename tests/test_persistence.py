@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.lake import SOURCES, video_id_for
-from cliplake_ops.batchops import start_batch
-from cliplake_ops.cli import drop_files
-from cliplake_ops.localcloud.child import ChildCloud
+from cliplake_cli.batchops import start_batch
+from cliplake_cli.cli import drop_files
+from cliplake_localcloud.child import ChildCloud
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {"INDEXED", "FAILED"}
@@ -65,10 +65,10 @@ def snapshot(cloud: ChildCloud) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory):
     """A batch (the bundled samples) and 6 dropped clips; kill -9 while a video is analysing; start again."""
-    from cliplake_ops.assets import assets_dir
+    from cliplake_cli.assets import assets_dir
 
     if not (assets_dir() / "samples.json").is_file():
-        pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
+        pytest.skip("set-up assets missing: run `python -m cliplake_cli.assets`")
     root = tmp_path_factory.mktemp("durable")
     cloud = ChildCloud(root / "data", root / "cloud.log").start()
     try:

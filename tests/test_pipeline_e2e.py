@@ -15,7 +15,7 @@ from cliplake.analyze import _prepare
 from cliplake.contracts import JobKind, VideoSummary
 from cliplake.lake import RawKey, parse_raw_key, video_id_for
 from cliplake.services import get_services
-from cliplake_ops.cli import drop_files, wait_for_videos
+from cliplake_cli.cli import drop_files, wait_for_videos
 
 pytestmark = pytest.mark.e2e
 

@@ -39,9 +39,9 @@ from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
 from cliplake.settings import Settings
 from cliplake.sources.models import Candidate
-from cliplake_ops.cli import drop_files, wait_for_videos
-from cliplake_ops.localcloud.dispatcher import Dispatcher
-from cliplake_ops.localcloud.template import load_template
+from cliplake_cli.cli import drop_files, wait_for_videos
+from cliplake_localcloud.dispatcher import Dispatcher
+from cliplake_localcloud.template import load_template
 
 pytestmark = pytest.mark.e2e
 ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"

@@ -1,4 +1,4 @@
-"""The lake's SQL tables (`cliplake.tables`) and DuckDB over them (`cliplake_ops.sql`), on moto in-process."""
+"""The lake's SQL tables (`cliplake.tables`) and DuckDB over them (`cliplake_cli.sql`), on moto in-process."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cliplake.adapters.s3 import Lake
 from cliplake.contracts import Attribution, LabelSegment, Provenance, VideoMetadata, VideoSummary
 from cliplake.lake import SUMMARY_SUFFIX, LakeKeyError, raw_key, summary_key_to_raw_stem, video_id_for
 from cliplake.tables import TABLES_PREFIX, label_rows, table_key, write_failed_rows, write_summary_rows
-from cliplake_ops.sql import LakeSQL, QueryError, as_records, render_csv, render_json, render_table
+from cliplake_cli.sql import LakeSQL, QueryError, as_records, render_csv, render_json, render_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "lake-tables-test"
@@ -262,7 +262,7 @@ def test_a_lake_on_disk_gives_the_same_rows_and_bytes_without_s3(small_lake, s3,
 
 
 def test_the_lake_is_read_on_disk_only_from_the_cloud_the_shell_points_at(tmp_path, monkeypatch):
-    from cliplake_ops.sql import local_lake_root
+    from cliplake_cli.sql import local_lake_root
 
     data = tmp_path / "data"
     (data / "s3" / BUCKET).mkdir(parents=True)

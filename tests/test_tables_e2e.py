@@ -9,9 +9,9 @@ from cliplake.lake import video_id_for
 from cliplake.services import build_services
 from cliplake.settings import get_settings
 from cliplake.tables import TABLES_PREFIX, table_key
-from cliplake_ops.cli import drop_files, wait_for_videos
-from cliplake_ops.lakeops import reindex
-from cliplake_ops.sql import LakeSQL, as_records
+from cliplake_cli.cli import drop_files, wait_for_videos
+from cliplake_cli.lakeops import reindex
+from cliplake_cli.sql import LakeSQL, as_records
 
 pytestmark = pytest.mark.e2e
 CAMPAIGN = "sqltables"
@@ -82,7 +82,7 @@ def _objects_keys(lake) -> set[str]:
 
 
 def test_status_shows_the_dashboards_figures_from_the_local_cloud(indexed, cloud, catalog):
-    from cliplake_ops.status import QUEUES, collect, render
+    from cliplake_cli.status import QUEUES, collect, render
 
     status = collect(get_settings(), cloud.stack_name)
     assert [q.name for q in status.queues] == list(QUEUES)

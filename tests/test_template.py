@@ -15,7 +15,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 from samtranslator.model.exceptions import InvalidDocumentException
 
-from cliplake_ops.localcloud.template import TEMPLATE_PATH, load_template, resources_of_type, transform
+from cliplake_localcloud.template import TEMPLATE_PATH, load_template, resources_of_type, transform
 
 ROOT = Path(__file__).resolve().parents[1]
 # Informational checks included (e.g. I3011 DeletionPolicy on stateful resources). Experimental rules are not:

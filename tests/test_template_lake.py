@@ -12,8 +12,8 @@ import pytest
 from cliplake.handlers import analyze as analyze_handler
 from cliplake.handlers import finalize as finalize_handler
 from cliplake.tables import PARTITIONS, TABLES, TABLES_PREFIX
-from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
-from cliplake_ops.sql import glue_columns
+from cliplake_cli.sql import glue_columns
+from cliplake_localcloud.template import Resolver, load_template, resources_of_type, transform
 
 
 @pytest.fixture(scope="module")

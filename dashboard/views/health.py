@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cliplake.settings import get_settings
-from cliplake_ops.status import collect
+from cliplake_cli.status import collect
 from dashboard import data
 from dashboard.views.common import table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cliplake_ops.sql import LakeSQL, QueryError, as_records
+from cliplake_cli.sql import LakeSQL, QueryError, as_records
 from dashboard import data
 
 EXAMPLE = (

@@ -16,7 +16,7 @@ import streamlit as st
 from dashkit import APP, CAMPAIGN, DEFINITION, ROOT, batch_record, delete_batch, items_of, put_batch, run_execution
 from streamlit.testing.v1 import AppTest
 
-from cliplake_ops.cli import drop_files, wait_for_videos
+from cliplake_cli.cli import drop_files, wait_for_videos
 
 # The app's package lives at the repository's root (not installed); this folder's name must not shadow it.
 sys.path.insert(0, str(ROOT))

@@ -14,7 +14,7 @@ import pytest
 import requests
 from dashkit import APP, CAMPAIGN, OUTPUT, ROOT, batch_record, delete_batch, items_of, put_batch
 
-from cliplake_ops.localcloud.cloud import free_port
+from cliplake_localcloud.cloud import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,10 @@ import boto3
 import imageio_ffmpeg
 import pytest
 
-from cliplake_ops.assets import assets_dir
-from cliplake_ops.localcloud.rekognition import models, samples
-from cliplake_ops.localcloud.rekognition.engine import Engine
-from cliplake_ops.localcloud.rekognition.server import RekognitionServer
+from cliplake_cli.assets import assets_dir
+from cliplake_localcloud.rekognition import models, samples
+from cliplake_localcloud.rekognition.engine import Engine
+from cliplake_localcloud.rekognition.server import RekognitionServer
 
 FPS = 25
 SEG = 25  # frames per synthetic segment: hard cuts at 25, 50, 75, 100
@@ -36,8 +36,8 @@ H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-movfl
 def assets() -> Path:
     root = assets_dir()
     if not (root / "imagenet/synsets.txt").exists():
-        pytest.skip("set-up assets missing: run `python -m cliplake_ops.assets`")
-    models.prepare_models(root)  # a no-op once `python -m cliplake_ops.assets` has run
+        pytest.skip("set-up assets missing: run `python -m cliplake_cli.assets`")
+    models.prepare_models(root)  # a no-op once `python -m cliplake_cli.assets` has run
     return root
 
 

@@ -10,8 +10,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from cliplake_ops.localcloud.rekognition.engine import Engine
-from cliplake_ops.localcloud.rekognition.server import RekognitionServer
+from cliplake_localcloud.rekognition.engine import Engine
+from cliplake_localcloud.rekognition.server import RekognitionServer
 
 from .conftest import CAPTION, CUTS, REGION
 

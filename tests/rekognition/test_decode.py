@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cliplake_ops.localcloud.rekognition import decode
+from cliplake_localcloud.rekognition import decode
 
 from .conftest import FPS, H264, ffmpeg
 

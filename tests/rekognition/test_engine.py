@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cliplake_ops.localcloud.rekognition import decode
-from cliplake_ops.localcloud.rekognition.labels import Taxonomy, read_lemmas
-from cliplake_ops.localcloud.rekognition.objects import reported
-from cliplake_ops.localcloud.rekognition.results import smpte
+from cliplake_localcloud.rekognition import decode
+from cliplake_localcloud.rekognition.labels import Taxonomy, read_lemmas
+from cliplake_localcloud.rekognition.objects import reported
+from cliplake_localcloud.rekognition.results import smpte
 
 from .conftest import BLACK, CUTS, FPS, SEG
 
@@ -124,7 +124,7 @@ def test_smpte_timecodes():
 
 
 def test_person_label_items_have_instances(people_clip, analyse, engine):
-    from cliplake_ops.localcloud.rekognition.results import label_items
+    from cliplake_localcloud.rekognition.results import label_items
 
     items = label_items(analyse(people_clip), engine.taxonomy(), {}, "TIMESTAMP", "TIMESTAMPS")
     people = [it["Label"] for it in items if it["Label"]["Name"] == "Person"]
@@ -169,7 +169,7 @@ def test_hd_decode_skips_b_frame_deblocking_without_visible_change(hd_clip: Path
 
 
 def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, engine):
-    from cliplake_ops.localcloud.rekognition.bench import measure, verdict
+    from cliplake_localcloud.rekognition.bench import measure, verdict
 
     hd = measure(engine, hd_clip, runs=1)
     assert hd["decode_options"] == " ".join(decode.SKIP_DEBLOCK)
@@ -188,7 +188,7 @@ def test_engine_bench_compares_with_both_bare_decodes(hd_clip: Path, videos, eng
      (1.61, 21.0, "ratio <= 1.6 MISSED, >= 20x real time ok"), (1.6, 20.0, "ratio <= 1.6 ok, >= 20x real time ok")],
 )  # fmt: skip
 def test_bench_verdict_on_hd_targets(ratio, x_realtime, expected):
-    from cliplake_ops.localcloud.rekognition.bench import verdict
+    from cliplake_localcloud.rekognition.bench import verdict
 
     assert verdict({"hd": True, "ratio": ratio, "x_realtime": x_realtime}) == f"targets: {expected}"
 

@@ -13,11 +13,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from cliplake_ops.localcloud.rekognition import models, moderation
-from cliplake_ops.localcloud.rekognition.decode import rgb_frames
-from cliplake_ops.localcloud.rekognition.engine import Engine
-from cliplake_ops.localcloud.rekognition.labels import LabelModel
-from cliplake_ops.localcloud.rekognition.moderation import ModerationModel, nsfw_input
+from cliplake_localcloud.rekognition import models, moderation
+from cliplake_localcloud.rekognition.decode import rgb_frames
+from cliplake_localcloud.rekognition.engine import Engine
+from cliplake_localcloud.rekognition.labels import LabelModel
+from cliplake_localcloud.rekognition.moderation import ModerationModel, nsfw_input
 
 
 @pytest.fixture(scope="module")
@@ -110,5 +110,5 @@ def test_prepare_models_is_idempotent(assets, capsys):
 
 
 def test_engine_refuses_to_start_without_prepared_models(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"python -m cliplake_ops\.assets"):
+    with pytest.raises(FileNotFoundError, match=r"python -m cliplake_cli\.assets"):
         ModerationModel(tmp_path)

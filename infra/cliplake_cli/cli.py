@@ -49,7 +49,7 @@ from cliplake.campaigns import (
 from cliplake.contracts import Attribution
 from cliplake.lake import SOURCES, batch_timestamp, raw_key, video_id_for
 from cliplake.settings import Settings, get_settings
-from cliplake_ops.localcloud.persistence import DataDir, default_data_dir
+from cliplake_localcloud.persistence import DataDir, default_data_dir
 
 DEFAULT_STACK = "cliplake"
 TERMINAL = {"INDEXED", "FAILED"}
@@ -211,8 +211,8 @@ def print_report(videos: list[dict[str, Any]], stats: dict[str, dict[str, int]])
 def cmd_up(args: argparse.Namespace) -> int:
     import warnings
 
-    from cliplake_ops.localcloud.cloud import LocalCloud
-    from cliplake_ops.localcloud.persistence import DataDirBusy
+    from cliplake_localcloud.cloud import LocalCloud
+    from cliplake_localcloud.persistence import DataDirBusy
 
     # S3's test event carries no records, hence no metric: powertools warns about it at every start
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -305,7 +305,7 @@ def _reachable(url: str, timeout: float = 2.0) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cliplake_ops.demo import run_demo
+    from cliplake_cli.demo import run_demo
 
     return run_demo(timeout_s=args.timeout, data_dir=args.data)
 
@@ -438,7 +438,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         if not (known and _reachable(known.get("AWS_ENDPOINT_URL", ""))):
             say(f"cliplake dashboard: starting the local cloud on {data.path}")
             cloud_proc = subprocess.Popen(
-                [sys.executable, "-m", "cliplake_ops.cli", "up", "--data", str(data.path), "--port", "0"],
+                [sys.executable, "-m", "cliplake_cli.cli", "up", "--data", str(data.path), "--port", "0"],
                 stdin=subprocess.DEVNULL,
             )
             known = _wait_for_cloud(data, cloud_proc)
@@ -479,7 +479,7 @@ def _wait_for_cloud(data: DataDir, proc: subprocess.Popen, timeout_s: float = 18
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cliplake_ops.batchops import follow_batch, print_summary, start_batch
+    from cliplake_cli.batchops import follow_batch, print_summary, start_batch
 
     settings = resolve_settings(args.stack)
     if args.campaign:
@@ -496,7 +496,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_credits(args: argparse.Namespace) -> int:
-    from cliplake_ops.batchops import credit_lines
+    from cliplake_cli.batchops import credit_lines
 
     lines = credit_lines(Catalog(resolve_settings(args.stack).catalog_table), args.campaign, args.limit)
     for line in lines:
@@ -507,7 +507,7 @@ def cmd_credits(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from cliplake_ops.batchops import fire_schedule
+    from cliplake_cli.batchops import fire_schedule
 
     for arn in fire_schedule(resolve_settings(args.stack), args.name):
         print(arn)
@@ -515,7 +515,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from cliplake_ops.batchops import smoke
+    from cliplake_cli.batchops import smoke
 
     return smoke(resolve_settings(args.stack), args.timeout, args.campaign)
 
@@ -609,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (run, credits, schedule, smoke):
         stack_option(sp)
 
-    from cliplake_ops import lakeops
+    from cliplake_cli import lakeops
 
     lakeops.register(sub, resolve_settings, DEFAULT_STACK)  # sql, reindex, status
     for sp in sub.choices.values():  # every command's help shows the defaults

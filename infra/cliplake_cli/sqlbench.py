@@ -76,8 +76,8 @@ def _median(fn: Callable[[], object], runs: int) -> float:
 def run(say: Callable[[str], None] = print, n: int = 10_000, runs: int = 5) -> bool:
     from moto.s3.models import s3_backends
 
-    from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
-    from cliplake_ops.sql import LakeSQL
+    from cliplake_cli.sql import LakeSQL
+    from cliplake_localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     say(f"SQL over the lake's tables: {n:,} videos (cliplake sql, DuckDB)")
     with (
@@ -112,7 +112,7 @@ def run(say: Callable[[str], None] = print, n: int = 10_000, runs: int = 5) -> b
         disk.close()
 
         env = {**os.environ, "XDG_CACHE_HOME": str(cache.parent / "xdg")}
-        cmd = [sys.executable, "-m", "cliplake_ops.cli", "sql", COUNT_PER_CAMPAIGN]
+        cmd = [sys.executable, "-m", "cliplake_cli.cli", "sql", COUNT_PER_CAMPAIGN]
         subprocess.run(cmd, env=env, check=True, capture_output=True)  # fills that process's cache
         cli_s = _median(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True), runs)
 

@@ -1,4 +1,4 @@
-"""The static IAM check: every call the code makes (`cliplake_ops.iam_calls`), and every call AWS makes for the
+"""The static IAM check: every call the code makes (`cliplake_cli.iam_calls`), and every call AWS makes for the
 system (derived from the template), against the transformed template's policies, as IAM evaluates them.
 
 For each principal of the stack it reports the needs that are granted, the needs that are missing, and the grants
@@ -19,7 +19,7 @@ Conditions are evaluated (StringEquals/Like, ArnEquals/Like, Bool, with IAM's ru
 request fails the condition): this is how `s3:prefix` and `iam:PassedToService`, which moto does not evaluate, are
 checked. Managed policies' grants are AWS's and never reported unused. Nothing here needs a network.
 
-    python -m cliplake_ops.iam_check [template.yaml]      # prints the report; exit 1 when something is missing
+    python -m cliplake_cli.iam_check [template.yaml]      # prints the report; exit 1 when something is missing
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from cliplake_ops.iam_calls import FUNCTIONS, OPERATIONS, PLAN_ITEMS, Need
-from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
+from cliplake_cli.iam_calls import FUNCTIONS, OPERATIONS, PLAN_ITEMS, Need
+from cliplake_localcloud.template import Resolver, load_template, resources_of_type, transform
 
 ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "cliplake"
 MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
@@ -297,7 +297,7 @@ def principals(cfn: dict[str, Any]) -> tuple[list[Principal], dict[str, str]]:
     mappings = resources_of_type(cfn, "AWS::Lambda::EventSourceMapping").values()
     for lid, fn in resources_of_type(cfn, "AWS::Lambda::Function").items():
         if lid not in FUNCTIONS:
-            raise ValueError(f"{lid} has no entry in cliplake_ops.iam_calls.FUNCTIONS")
+            raise ValueError(f"{lid} has no entry in cliplake_cli.iam_calls.FUNCTIONS")
         role_id = _role_id(fn["Properties"]["Role"])
         inline, managed = _statements_of_role(resolver, res[role_id])
         needs = [

@@ -15,7 +15,7 @@ something no listed call needs (unused). Example, index reading the campaign par
 
 What Lambda, Step Functions, S3, SNS, Rekognition and EventBridge Scheduler do on the system's behalf (polling the
 queues, the state machine's tasks, bucket notifications, completions, the schedule) is derived from the template
-itself by `cliplake_ops.iam_check`, not listed here.
+itself by `cliplake_cli.iam_check`, not listed here.
 """
 
 from __future__ import annotations

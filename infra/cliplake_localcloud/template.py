@@ -24,7 +24,7 @@ from samtranslator.yaml_helper import yaml_parse
 # logs a warning that those counts were never published: nothing of ours is lost, so that logger stays quiet.
 logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
 #: What `sam package` would put in place of a local CodeUri; the transform only needs an s3:// URI.
 PLACEHOLDER_CODE_URI = "s3://cliplake-artifacts/functions.zip"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"

@@ -34,8 +34,8 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from cliplake.adapters.s3 import S3_CONFIG
-from cliplake_ops.localcloud import environ, iam_resources, task_tokens
-from cliplake_ops.localcloud.dispatcher import (
+from cliplake_localcloud import environ, iam_resources, task_tokens
+from cliplake_localcloud.dispatcher import (
     Backoff,
     Dispatcher,
     FunctionSpec,
@@ -43,17 +43,17 @@ from cliplake_ops.localcloud.dispatcher import (
     functions_from_template,
     mappings_from_template,
 )
-from cliplake_ops.localcloud.identity import Enforcement, ServiceRoles, step_functions_under_their_role
-from cliplake_ops.localcloud.lakewiring import LAKE_WIRING
-from cliplake_ops.localcloud.persistence import MotoServer, Persistence, Restored
-from cliplake_ops.localcloud.scheduler import LocalSchedule, LocalScheduler
-from cliplake_ops.localcloud.template import Resolver, load_template, resources_of_type, transform
+from cliplake_localcloud.identity import Enforcement, ServiceRoles, step_functions_under_their_role
+from cliplake_localcloud.lakewiring import LAKE_WIRING
+from cliplake_localcloud.persistence import MotoServer, Persistence, Restored
+from cliplake_localcloud.scheduler import LocalSchedule, LocalScheduler
+from cliplake_localcloud.template import Resolver, load_template, resources_of_type, transform
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 _SKIP_IN_ZIP = ("__pycache__", ".egg-info", ".pyc", ".pytest_cache")
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 # The functions' structured logs and metrics are meant for CloudWatch; a demo or a benchmark prints its own.
@@ -428,9 +428,9 @@ class LocalCloud:
 
     def _start_rekognition(self) -> None:
         try:
-            from cliplake_ops.localcloud.rekognition.server import RekognitionServer
+            from cliplake_localcloud.rekognition.server import RekognitionServer
         except ImportError:
-            log.warning("no local Rekognition endpoint (cliplake_ops.localcloud.rekognition.server missing)")
+            log.warning("no local Rekognition endpoint (cliplake_localcloud.rekognition.server missing)")
             return
 
         def publisher(role_arn: str, api: str, region: str) -> Any:
@@ -802,7 +802,7 @@ def _wire_alarm(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = 
 
 def _batch_environment(outputs: dict[str, str]) -> dict[str, str]:
     """What the CLI and the dashboard read for batches, plus the bundled samples (the offline source)."""
-    from cliplake_ops.assets import assets_dir
+    from cliplake_cli.assets import assets_dir
 
     env = {
         "CLIPLAKE_BATCH_STATE_MACHINE_ARN": outputs.get("BatchStateMachineArn", ""),

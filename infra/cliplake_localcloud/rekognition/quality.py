@@ -1,6 +1,6 @@
 """Label quality, measured: the evaluation set of ``evaluation.json`` through the engine, one table row a clip.
 
-    python -m cliplake_ops.localcloud.rekognition.quality      # also part of `make bench`
+    python -m cliplake_localcloud.rekognition.quality      # also part of `make bench`
 
 Each clip (the bundled samples; 2 s clips made from still photos; 2 s synthetic ffmpeg patterns; a photo with
 a caption burned in with ffmpeg ``drawtext`` and DejaVu Sans) is analysed by the engine, its labels read as

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------------------------------- sql
 def cmd_sql(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int:
-    from cliplake_ops.sql import LakeSQL, QueryError, render_csv, render_json, render_table
+    from cliplake_cli.sql import LakeSQL, QueryError, render_csv, render_json, render_table
 
     settings = resolve(args.stack)
     started = time.perf_counter()
@@ -105,6 +105,6 @@ def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -
     for sp in (sql, rx):
         sp.add_argument("--stack", default=default_stack, help="CloudFormation stack to read resources from")
 
-    from cliplake_ops import status
+    from cliplake_cli import status
 
     status.register(sub, resolve, default_stack)

@@ -1252,7 +1252,7 @@ class RekognitionJobs:
         self.conn = persistence.journal.conn
 
     def attach(self) -> int:
-        from cliplake_ops.localcloud.rekognition.server import Job
+        from cliplake_localcloud.rekognition.server import Job
 
         server, conn = self.server, self.conn
         rerun: list[Any] = []

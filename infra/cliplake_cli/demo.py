@@ -15,9 +15,9 @@ from typing import Any
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.settings import get_settings
-from cliplake_ops.assets import ensure_assets
-from cliplake_ops.batchops import follow_batch, print_summary, start_batch
-from cliplake_ops.cli import format_video_line, say
+from cliplake_cli.assets import ensure_assets
+from cliplake_cli.batchops import follow_batch, print_summary, start_batch
+from cliplake_cli.cli import format_video_line, say
 
 # S3's test event on set-up carries no records, hence no metric: powertools warns about it on every run.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -26,8 +26,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "", data_dir: str | None = None) -> int:
     """A batch on the local cloud of `data_dir` (the default data directory): attached to it when it runs,
     else started for the demo. The batch stays in that lake; the last lines say how to open the dashboard."""
-    from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
-    from cliplake_ops.localcloud.persistence import DataDir, DataDirBusy, default_data_dir
+    from cliplake_localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
+    from cliplake_localcloud.persistence import DataDir, DataDirBusy, default_data_dir
 
     assets = ensure_assets()
     if not (assets / "samples.json").is_file():
@@ -63,7 +63,7 @@ def _demo_on_running_cloud(data: Any, timeout_s: float, batch_size: int, campaig
 
 
 def _how_to_continue(data: Any, running: bool = False) -> None:
-    from cliplake_ops.cli import env_hint
+    from cliplake_cli.cli import env_hint
 
     flag = "" if env_hint(data).endswith('env)"') else f" --data {data.path}"
     print(f"\nThe batch stays in the local cloud's lake: {data.path}/s3 (media-raw/, media-processed/).")

@@ -1,6 +1,6 @@
 """Benchmark: the engine's full analysis against a bare ffmpeg decode of the same file, in the same run.
 
-    python -m cliplake_ops.localcloud.rekognition.bench [--runs 5] [--moderation-every 2] [--objects-every 2]
+    python -m cliplake_localcloud.rekognition.bench [--runs 5] [--moderation-every 2] [--objects-every 2]
         [--text-every 2] [--precision auto|int8|fp32]
 
 For the bundled sample(s) and a 60 s 1280x720 30 fps H.264 clip made with ffmpeg (``testsrc2``, cached under

@@ -1,7 +1,7 @@
 """`make bench`, the durable local cloud: memory while a 1 GB video is dropped and analysed, restart time with
 10,000 catalogued videos. The cloud runs as a child process (`cliplake up --data DIR`), measured from outside.
 
-    python -m cliplake_ops.persistbench [--gb 1.0] [--videos 10000]
+    python -m cliplake_cli.persistbench [--gb 1.0] [--videos 10000]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from cliplake.lake import video_id_for
 from cliplake.media import ffmpeg_exe
-from cliplake_ops.localcloud.child import ChildCloud
+from cliplake_localcloud.child import ChildCloud
 
 TARGET_MEMORY_MB = 300
 TARGET_RESTART_S = 5.0
@@ -61,7 +61,7 @@ class Sampler:
 
 
 def bench_memory(size_gb: float, report: Any = print) -> dict[str, float]:
-    from cliplake_ops.cli import drop_files, wait_for_videos
+    from cliplake_cli.cli import drop_files, wait_for_videos
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

