@@ -171,6 +171,7 @@ class LocalCloud:
             self.port = self.port or _previous_port(self.persistence)
             self.rekognition_port = self.rekognition_port or _previous_port(self.persistence, "rekognition_port")
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
+        _bound_the_heap()
         _serialise_dynamodb()
         self.endpoint_url = f"http://{HOST}:{self.port}"
         self._export({**FAKE_CREDENTIALS, "MOTO_PORT": str(self.port), "AWS_ENDPOINT_URL": self.endpoint_url})
@@ -504,6 +505,28 @@ class LocalCloud:
 
 # ------------------------------------------------------------------------------------------------ helpers
 _DYNAMODB_LOCK = threading.RLock()
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+
+
+def _bound_the_heap() -> None:
+    """glibc's malloc, tuned for a server that moves large bodies through many threads (uploaded parts, S3
+    objects): buffers from 1 MiB up are mmapped and returned to the system when freed (a fixed threshold: by default
+    it rises to the largest buffer freed, after which 8 MiB parts come from the heap and stay there), and two
+    arenas instead of eight per core. Measured with a 1 GB video dropped and analysed (`make bench`): the cloud's
+    peak grew by 516-617 MB over idle without this (the upload alone +420 MB, kept after it), 263-301 MB with it
+    (the upload +50 MB; the rest is the analysis: models and frames); idle is unchanged. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        log.debug("mallopt not available; the heap keeps the C library's defaults")
 
 
 def _serialise_dynamodb() -> None:
