@@ -89,14 +89,15 @@ def _run(cloud, campaign: str, batch_size: int, max_concurrency: int | None = No
     return {"name": name, "arn": arn, "execution": execution, "history": history(sfn, arn)}
 
 
+def _map_results(events: list[dict]) -> list[dict]:
+    """The Distributed Map's results, one per video (each ran in a child execution, whose history is its own):
+    `{video_id, status}` from the token's success, or the Catch path's `{video_id, status: FAILED, error}`."""
+    [exited] = [e for e in events if e["type"] == "MapStateExited"]
+    return json.loads(exited["stateExitedEventDetails"]["output"])["results"]
+
+
 def _token_successes(events: list[dict]) -> list[dict]:
-    return [
-        json.loads(e["taskSucceededEventDetails"]["output"])
-        for e in events
-        if e["type"] == "TaskSucceeded"
-        and e["taskSucceededEventDetails"]["resource"] == "sendMessage.waitForTaskToken"
-        and "video_id" in json.loads(e["taskSucceededEventDetails"]["output"])
-    ]
+    return [r for r in _map_results(events) if r["status"] != "FAILED"]
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +182,8 @@ def test_a_failed_download_is_reported_and_the_rest_indexed(cloud, sources, clip
     assert "download failed" in failure["reason"] and "404" in failure["reason"]
     wiki_item = next(i for i in record["items"] if i["source"] == "wikimedia")
     assert catalog.get_video(wiki_item["video_id"])["status"] == "INDEXED"
-    failed_events = [e for e in run["history"] if e["type"] == "TaskFailed"]
-    assert [e["taskFailedEventDetails"]["error"] for e in failed_events] == ["VideoFailed"]
+    failed = [r for r in _map_results(run["history"]) if r["status"] == "FAILED"]
+    assert [(r["video_id"], r["error"]) for r in failed] == [(pixabay_item["video_id"], "VideoFailed")]
     assert [o["video_id"] for o in _token_successes(run["history"])] == [wiki_item["video_id"]]
 
 

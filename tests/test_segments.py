@@ -7,13 +7,23 @@ single-pass transcode at every join.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import re
+import socket
+import struct
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from cliplake.media import (
+    KEYFRAME_READ_RETRY,
+    MediaError,
+    NetworkError,
     encode_audio,
     encode_segment,
     ffmpeg_exe,
@@ -25,6 +35,7 @@ from cliplake.media import (
     split_points,
     transcode_to_h264,
 )
+from cliplake.sources.http import Retryable, RetryPolicy
 
 SECONDS, RATE, SEGMENT_S = 180, 10, 30.0
 SOURCES = {
@@ -179,3 +190,105 @@ def test_a_range_starting_off_a_keyframe_would_show_at_the_join(sources, tmp_pat
                     "-preset", "veryfast", str(single)], check=True)  # fmt: skip
     assert frame_count(tmp_path / "joined.mp4") == 60 * RATE - 1
     assert min_psnr(tmp_path / "joined.mp4", single, splits[1], splits[1] + 0.5)[0] < 35.0
+
+
+# ------------------------------------------------------------------------------ the keyframe index over HTTP
+class FlakyServer:
+    """Serves one file over HTTP with range requests, as S3 serves a presigned URL; the first `fail` requests fail
+    with `how`: "503" (Service Unavailable) or "reset" (the connection reset, no answer)."""
+
+    def __init__(self, path: Path, fail: int = 0, how: str = "503") -> None:
+        self.data, self.fail, self.how = path.read_bytes(), fail, how
+        self.requests, self.lock = 0, threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{path.name}?X-Amz-Signature=secret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with outer.lock:
+                    outer.requests += 1
+                    failing = outer.requests <= outer.fail
+                if failing and outer.how == "503":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if failing:  # SO_LINGER 0: close() sends a reset
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection, self.wfile = True, io.BytesIO()
+                    return
+                size = len(outer.data)
+                wanted = re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+                start, end = (int(wanted[1]), int(wanted[2] or size - 1)) if wanted else (0, size - 1)
+                self.send_response(206 if wanted else 200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # ffmpeg stops reading early
+                    self.wfile.write(outer.data[start : end + 1])
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky(sources):
+    servers: list[FlakyServer] = []
+
+    def serve(path: Path, fail: int = 0, how: str = "503") -> FlakyServer:
+        servers.append(FlakyServer(path, fail, how))
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.close()
+
+
+def _policy(waits: list[float]) -> RetryPolicy:
+    """The keyframe read's policy, its waits recorded instead of slept."""
+    return dataclasses.replace(KEYFRAME_READ_RETRY, sleep=waits.append)
+
+
+@pytest.mark.parametrize("how", ["503", "reset"])
+def test_a_keyframe_read_that_fails_on_the_network_is_retried(how, sources, flaky):
+    """The first requests to the presigned URL fail (a 503, or a reset connection): the reads are retried with the
+    project's policy and find the same split points as from the file itself."""
+    src = sources["webm"]
+    expected = split_points(src, SECONDS, SEGMENT_S, 100)
+    server, waits = flaky(src, fail=3, how=how), []
+    assert split_points(server.url, SECONDS, SEGMENT_S, 100, workers=1, retry=_policy(waits)) == expected
+    assert waits == [1.0, 2.0, 4.0][: len(waits)] and len(waits) >= 1  # retried, with the policy's back-off
+    assert server.requests > 3
+
+
+def test_a_network_failure_that_persists_raises_a_retryable_error_not_a_media_verdict(sources, flaky):
+    server, waits = flaky(sources["webm"], fail=10**6), []
+    with pytest.raises(NetworkError) as caught:
+        keyframe_at_or_before(server.url, 90.0, retry=_policy(waits))
+    err = caught.value
+    assert isinstance(err, Retryable) and not isinstance(err, MediaError)  # analyze marks FAILED on MediaError only
+    assert err.attempts == KEYFRAME_READ_RETRY.retries + 1 == len(waits) + 1
+    assert "503" in str(err) and "secret" not in str(err)  # the reason, and never the presigned URL's signature
+
+
+def test_a_media_error_over_a_url_is_not_retried(tmp_path, flaky):
+    text = tmp_path / "notes.webm"
+    text.write_text("not a video, only text that says it is one\n" * 200)
+    server, waits = flaky(text), []
+    with pytest.raises(MediaError) as caught:
+        keyframe_at_or_before(server.url, 90.0, retry=_policy(waits))
+    assert not isinstance(caught.value, NetworkError) and waits == [] and server.requests == 1
+    assert "secret" not in str(caught.value)

@@ -14,21 +14,34 @@ from urllib.parse import quote
 
 import pytest
 from batchkit import history, max_overlap, states_role, wait_execution
+from botocore.exceptions import ClientError
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
-from cliplake.adapters.catalog import video_key
+from cliplake.adapters.catalog import now_iso, video_key
+from cliplake.adapters.s3 import Lake
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
+from cliplake.batches.plan import batch_record
 from cliplake.completion import complete_video, heartbeat_video
-from cliplake.contracts import BatchItem, ObjectRef, S3NotificationSqsRecord, SegmentTask, VideoSummary
+from cliplake.contracts import (
+    BatchFailure,
+    BatchItem,
+    ObjectRef,
+    PlanTask,
+    S3NotificationSqsRecord,
+    SegmentTask,
+    VideoSummary,
+)
 from cliplake.handlers.segment import handler as segment_handler
-from cliplake.lake import parse_raw_key, video_id_for
+from cliplake.lake import parse_raw_key, plan_items_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
+from cliplake.settings import Settings
 from cliplake.sources.models import Candidate
 from cliplake_cli.cli import drop_files, wait_for_videos
 from cliplake_localcloud.dispatcher import Dispatcher
+from cliplake_localcloud.template import load_template
 
 pytestmark = pytest.mark.e2e
 ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
@@ -218,36 +231,67 @@ def _typical_item(i: int) -> dict:
                      raw_key=raw, candidate=candidate.model_dump(mode="json")).model_dump(mode="json")  # fmt: skip
 
 
-def _batch_run(cloud, items: int, fail_every: int) -> dict:
+def _payloads(value) -> list[int]:
+    """The sizes of the JSON payloads in an event or message (every string that parses as a JSON document)."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _payloads(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _payloads(v)]
+    if isinstance(value, str) and value[:1] in "{[":
+        return [len(value.encode())]
+    return []
+
+
+def _plan_items_grant(cloud) -> dict:
+    """The template's statement for the state machine's ItemReader, over the deployed bucket."""
+    [policy] = load_template()["Resources"]["BatchStateMachine"]["Properties"]["Policies"]
+    [grant] = [s for s in policy["Statement"] if s["Action"] == "s3:GetObject"]
+    resource = grant["Resource"]["Fn::Sub"].replace(
+        "${MediaBucket.Arn}", f"arn:aws:s3:::{cloud.outputs['MediaBucketName']}"
+    )
+    return {**grant, "Resource": resource}
+
+
+def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, timeout_s: float = 300) -> dict:
     """The batch state machine (the real definition, its queues replaced by scratch ones this test answers) run
-    over `items` planned videos, every `fail_every`-th failed by its stage: its history and payload sizes."""
+    over `items` planned videos written to the lake as the batch function writes them, every `fail_every`-th
+    failed by its stage: the parent's history and every payload's size (events, messages)."""
     sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     queues = {name: sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("b", "i")}
     definition = ASL.read_text()
     for key, value in {"BatchQueueUrl": queues["b"], "IngestQueueUrl": queues["i"],
-                       "NotificationsTopicArn": cloud.outputs["NotificationsTopicArn"]}.items():  # fmt: skip
+                       "NotificationsTopicArn": cloud.outputs["NotificationsTopicArn"],
+                       "MediaBucketName": cloud.outputs["MediaBucketName"]}.items():  # fmt: skip
         definition = definition.replace("${" + key + "}", value)
-    role = states_role(
-        cloud, f"events-{uuid.uuid4().hex[:8]}", list(queues.values()), cloud.outputs["NotificationsTopicArn"]
-    )
+    role_name = f"events-{uuid.uuid4().hex[:8]}"
+    role = states_role(cloud, role_name, list(queues.values()), cloud.outputs["NotificationsTopicArn"])
+    if read_grant:
+        policy = {"Version": "2012-10-17", "Statement": [_plan_items_grant(cloud)]}
+        cloud.client("iam").put_role_policy(RoleName=role_name, PolicyName="items", PolicyDocument=json.dumps(policy))
     arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
     name = f"events-{items}-{uuid.uuid4().hex[:6]}"
+    lake = Lake(cloud.outputs["MediaBucketName"], cloud.client("s3"))
+    lake.put_json(plan_items_key(name), [_typical_item(i) for i in range(items)])
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
     plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
-            "items": [_typical_item(i) for i in range(items)]}  # fmt: skip
-    sizes = {"plan": len(json.dumps(plan))}
-    answered = 0
+            "offline": False, "sources_failed": {}, "empty_reason": "", "items_key": plan_items_key(name),
+            "item_count": items}  # fmt: skip
+    sizes: list[int] = []
+    answered, deadline = 0, time.monotonic() + timeout_s
     while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"{answered} of {items} items answered"
         for queue, url in queues.items():
-            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            for m in messages:
+                sizes.append(len(m["Body"].encode()))
                 body = json.loads(m["Body"])
                 if queue == "b" and body["task"] == "plan":
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
                 elif queue == "b":
-                    sizes["results"] = len(json.dumps(body["results"]))
                     summary = {"subject": "cliplake batch", "message": "done", "batch_id": name}
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(summary))
                 elif answered % fail_every == fail_every - 1:
+                    assert body["batch_id"] == name  # the parent's name, though the item runs in a child execution
                     sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
                     answered += 1
                 else:
@@ -256,31 +300,94 @@ def _batch_run(cloud, items: int, fail_every: int) -> dict:
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(
                         {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
                     answered += 1
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        time.sleep(0.05)
-    assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
-    return {"events": len(history(sfn, execution)), **sizes}
+            if messages:
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+                sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        time.sleep(0.02)
+    events = history(sfn, execution)
+    return {
+        "status": sfn.describe_execution(executionArn=execution)["status"],
+        "events": events,
+        "answered": answered,
+        "largest": max(sizes + [n for e in events for n in _payloads(e)]),
+    }
 
 
-def test_a_batch_of_1000_videos_fits_step_functions_quotas_as_measured_per_item(cloud):
-    """Events and payload per item, measured on the batch definition in the local cloud (a fifth of the items
-    failing, which takes the longer Catch path), extrapolated to 1,000 items against Step Functions' quotas."""
-    small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 15, 5)
-    per_item = {k: (large[k] - small[k]) / 10 for k in ("events", "plan", "results")}
-    fixed_events = small["events"] - 5 * per_item["events"]
-    events_1000 = fixed_events + 1000 * per_item["events"]
-    plan_1000 = small["plan"] + 995 * per_item["plan"]
-    results_1000 = small["results"] + 995 * per_item["results"]
-    print(f"per item: {per_item['events']:.1f} events, {per_item['plan']:.0f} B planned, "
-          f"{per_item['results']:.0f} B of results; 1000 items: {events_1000:.0f} events (quota 25,000), "
-          f"plan {plan_1000 / 1024:.0f} KiB and results {results_1000 / 1024:.0f} KiB (quota 256 KiB)")  # fmt: skip
-    assert 5 <= per_item["events"] <= 12  # every item: Map iteration + task events, the Catch path included
-    assert events_1000 < 25_000  # the history fits an inline Map, heartbeats add no events
-    assert results_1000 < 256 * 1024  # the Map's output fits too
-    # The plan does not: 1,000 planned items are several times Step Functions' 256 KiB payload quota. A batch
-    # therefore plans at most `max_batch_size` items (100 by default: within the quota with room to spare).
-    assert plan_1000 > 256 * 1024
-    assert small["plan"] + 95 * per_item["plan"] < 256 * 1024
+def _child_events(cloud) -> dict[str, int]:
+    """The history of one child execution (the real item processor run as a machine, as the Distributed Map runs
+    each video), on the success path and on the Catch path."""
+    sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
+    queue_url = sqs.create_queue(QueueName=f"child-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = _item_machine(cloud, queue_url, heartbeat_s=3600)
+    counts = {}
+    for outcome in ("indexed", "failed"):
+        item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": _typical_item(0)}
+        run = sfn.start_execution(stateMachineArn=arn, name=f"{outcome}-{uuid.uuid4().hex[:6]}",
+                                  input=json.dumps(item))["executionArn"]  # fmt: skip
+        [m] = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=10).get("Messages", [])
+        token = json.loads(m["Body"])["token"]
+        if outcome == "indexed":
+            sfn.send_task_success(taskToken=token, output=json.dumps({"video_id": "v", "status": "INDEXED"}))
+        else:
+            sfn.send_task_failure(taskToken=token, error="VideoFailed", cause="probe: not a video")
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        assert wait_execution(sfn, run, 30)["status"] == "SUCCEEDED"
+        counts[outcome] = len(history(sfn, run))
+    return counts
+
+
+def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud):
+    """1,000 planned videos through the real definition in the local cloud, a fifth of them failing (the Catch
+    path): the items are read from the lake and each video is a child execution, so the batch's own history does
+    not grow with its items, and no payload (event, task message, the Map's results) reaches 256 KiB."""
+    small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 1000, 5)
+    assert small["status"] == large["status"] == "SUCCEEDED" and large["answered"] == 1000
+    child = _child_events(cloud)
+    print(f"parent history: {len(small['events'])} events at 5 items, {len(large['events'])} at 1,000; "
+          f"child execution: {child['indexed']} events indexed, {child['failed']} failed (quota 25,000 each); "
+          f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB)")  # fmt: skip
+    assert len(large["events"]) == len(small["events"]) < 100  # no event per item in the batch's history
+    assert max(child.values()) < 25 < 25_000
+    assert large["largest"] < 256 * 1024
+    results = json.loads(next(e for e in large["events"] if e["type"] == "MapStateExited")["stateExitedEventDetails"][
+        "output"])["results"]  # fmt: skip
+    assert Counter(r["status"] for r in results) == {"INDEXED": 800, "FAILED": 200}
+    # the items the Map reads are far over the quota: they could not be the Plan state's output
+    assert len(json.dumps([_typical_item(i) for i in range(1000)])) > 4 * 256 * 1024
+
+
+def _batch_record_fits(catalog, size: int) -> bool:
+    """Whether the catalog stores a batch record of `size` typical items, every one failed, as plan and summarize
+    write it (the items and the failures are lists in the one batch item; DynamoDB's limit is 400 KB an item)."""
+    bid = f"cap-{size}-{uuid.uuid4().hex[:6]}"
+    catalog.batches.put(batch_record(PlanTask(task="plan", token="t", batch_id=bid), "history", 5, now_iso()))
+    items = [_typical_item(i) for i in range(size)]
+    planned = [{k: i[k] for k in ("video_id", "source", "title", "raw_key")} for i in items]
+    reason = "download failed: HTTP 404 Not Found from upload.wikimedia.org after 3 attempts"
+    failures = [BatchFailure(video_id=i["video_id"], title=i["title"], reason=reason).model_dump() for i in items]
+    try:
+        catalog.batches.update(bid, items=planned, received=size)
+        catalog.batches.update(bid, failures=failures, failed=size)
+    except ClientError as err:
+        assert "maximum allowed size" in str(err)
+        return False
+    return catalog.get_batch(bid)["failed"] == size
+
+
+def test_the_largest_batch_fits_its_catalog_record_even_if_every_video_fails(catalog):
+    """The binding limit of a batch's size is no longer Step Functions (≈ 4,000 items at 63 B of results each)
+    but the batch's record in the catalog: `max_batch_size` fits, 1,000 all failing does not."""
+    cap = Settings.model_fields["max_batch_size"].default
+    assert _batch_record_fits(catalog, cap)
+    assert not _batch_record_fits(catalog, 1000)
+
+
+def test_the_batch_cannot_read_its_items_without_the_templates_grant(cloud):
+    """IAM is enforced on the ItemReader: without the template's s3:GetObject on batches/*, the batch fails."""
+    run = _batch_run(cloud, 2, 5, read_grant=False, timeout_s=60)
+    assert run["status"] == "FAILED" and run["answered"] == 0
+    failed = [e for e in run["events"] if e["type"] in {"MapRunFailed", "ExecutionFailed"}]
+    assert failed and "AccessDenied" in json.dumps(failed, default=str), run["events"][-3:]
 
 
 def test_the_segment_function_scales_to_its_maximum_concurrency_capped_by_the_machine(cloud):

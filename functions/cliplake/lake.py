@@ -7,6 +7,10 @@ Derived files live next to the summary, under the same prefix:
     <name>_h264.mp4                 the H.264 rendition analysed when the original is not H.264/MP4
     <name>_h264.parts/<part>        the parts of a rendition transcoded in segments, removed after the join
     <name>.rekognition/<job>.json   every result page of one Rekognition job, merged
+
+A batch's planned items (the Distributed Map reads them from S3, a plan of 1,000 being over Step Functions' 256 KiB
+payload quota):
+    batches/<batch id>/items.json
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ PROCESSED_PREFIX = "media-processed/"
 SUMMARY_SUFFIX = "_labels.json"
 RENDITION_SUFFIX = "_h264.mp4"
 PARTS_SUFFIX = "_h264.parts/"
+BATCHES_PREFIX = "batches/"
 SOURCES = ("wikimedia", "pixabay", "dropin", "samples")
 # User metadata of a raw object a batch ingested: its batch, and the campaign's analyses (analyze intersects them
 # with the stack's Features).
@@ -113,6 +118,11 @@ def summary_key_to_raw_stem(summary_key: str) -> str:
 
 def batch_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime(TS_FORMAT)
+
+
+def plan_items_key(batch_id: str) -> str:
+    """Where a batch's planned items are (a JSON array, the Map's ItemReader); the batch id is its execution name."""
+    return f"{BATCHES_PREFIX}{batch_id}/items.json"
 
 
 def safe_filename(name: str) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from cliplake.sources.http import Retryable, RetryPolicy
+
 MAX_BYTES = 10 * 1024**3
 MAX_DURATION_S = 6 * 3600
 _MOV_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
@@ -38,6 +40,11 @@ class Unreadable(MediaError):
     """ffmpeg found no media container at all: a corrupt or non-media file, or, over a URL, a failed read."""
 
 
+class NetworkError(Retryable):
+    """A read over a URL that failed on the network (an HTTP 5xx or 429, a reset, a timeout): worth another
+    attempt, and never a verdict on the media (it is not a `MediaError`, so no stage marks the video FAILED)."""
+
+
 @dataclass(frozen=True)
 class Probe:
     container: str
@@ -61,6 +68,14 @@ _SIZE_RE = re.compile(r"\b(?P<w>\d{2,5})x(?P<h>\d{2,5})\b")
 _FPS_RE = re.compile(r"(?P<fps>\d+(?:\.\d+)?) (?:fps|tbr)")
 _URL_RE = re.compile(r"https?://\S+")
 NETWORK_TIMEOUT_US = 15_000_000  # a stalled read over HTTP fails after 15 s instead of hanging the function
+#: What ffmpeg logs when a read over HTTP fails on the network. It logs them as warnings and may still exit 0 with
+#: what it read before (a 503 on the seek's range request gave the packet at 0 s instead of the keyframe).
+_NETWORK_RE = re.compile(
+    r"HTTP error (?:5\d\d|429)[^\n]*|Server returned 5XX[^\n]*|Connection (?:reset by peer|refused|timed out)"
+    r"|Error reading HTTP response[^\n]*|Network is unreachable|Broken pipe"
+)
+#: A keyframe-index read over a presigned URL that fails on the network: retried (tenacity, sources/http.py).
+KEYFRAME_READ_RETRY = RetryPolicy(retries=3, base_s=1.0, cap_s=8.0, name="keyframe index read")
 
 
 def ffmpeg_exe() -> str:
@@ -181,15 +196,25 @@ _VIDEO_ARGS = TRANSCODE_ARGS[TRANSCODE_ARGS.index("-c:v") : TRANSCODE_ARGS.index
 _AUDIO_ARGS = TRANSCODE_ARGS[TRANSCODE_ARGS.index("-c:a") : TRANSCODE_ARGS.index("-movflags")]
 
 
-def _run_ffmpeg(args: list[str], what: str, timeout_s: float) -> str:
-    proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=timeout_s,
-    )
+def _run_ffmpeg(args: list[str], what: str, timeout_s: float, *, network_checked: bool = False) -> str:
+    """Run ffmpeg; a failure raises MediaError. With `network_checked` (a read over a URL that must be whole),
+    a network failure raises NetworkError instead, even when ffmpeg exits 0, and so does a read that times out."""
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "warning" if network_checked else "error", "-y",
+             *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        if network_checked:
+            raise NetworkError(f"{what} timed out after {timeout_s:.0f} s") from err
+        raise
+    if network_checked and (failure := _NETWORK_RE.search(proc.stderr)):
+        raise NetworkError(f"{what} failed on the network: {failure[0].strip()}")
     if proc.returncode != 0:
         err = _last_error_line(proc.stderr)
         raise MediaError(f"{what} failed: {_URL_RE.sub('<url>', err)}")  # a presigned URL holds a signature
@@ -202,13 +227,20 @@ def keyframe_args(source: str | Path, t: float) -> list[str]:
             "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"]  # fmt: skip
 
 
-def keyframe_at_or_before(source: str | Path, t: float, timeout_s: float = 60) -> float:
+def keyframe_at_or_before(
+    source: str | Path, t: float, timeout_s: float = 60, retry: RetryPolicy = KEYFRAME_READ_RETRY
+) -> float:
     """The time of the video keyframe the demuxer seeks to for `t`: the last indexed keyframe at or before it.
 
     Reads the container's index (WebM Cues, MP4 sample tables, Ogg by bisection) and one packet, with range
-    requests when `source` is a URL: never the whole file.
+    requests when `source` is a URL: never the whole file. A read that fails on the network is retried by `retry`
+    and then raises NetworkError; only what the media itself causes raises MediaError.
     """
-    out = _run_ffmpeg(keyframe_args(source, t), "reading the keyframe index", timeout_s)
+    return retry.call(lambda: _keyframe_once(source, t, timeout_s))
+
+
+def _keyframe_once(source: str | Path, t: float, timeout_s: float) -> float:
+    out = _run_ffmpeg(keyframe_args(source, t), "reading the keyframe index", timeout_s, network_checked=is_url(source))
     tb, pkt = _FRAMECRC_TB_RE.search(out), _FRAMECRC_PKT_RE.search(out)
     if not tb or not pkt:
         raise MediaError(f"no video packet found near {t:.1f} s")
@@ -226,7 +258,12 @@ def plan_splits(duration_s: float, segment_s: float, max_segments: int) -> list[
 
 
 def split_points(
-    source: str | Path, duration_s: float, segment_s: float, max_segments: int, workers: int = 4
+    source: str | Path,
+    duration_s: float,
+    segment_s: float,
+    max_segments: int,
+    workers: int = 4,
+    retry: RetryPolicy = KEYFRAME_READ_RETRY,
 ) -> list[float]:
     """The start times of the segments: 0 and, near every nominal split, the keyframe at or before it.
 
@@ -237,7 +274,7 @@ def split_points(
 
     nominal = plan_splits(duration_s, segment_s, max_segments)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = list(pool.map(lambda t: keyframe_at_or_before(source, t), nominal))
+        found = list(pool.map(lambda t: keyframe_at_or_before(source, t, retry=retry), nominal))
     return [0.0, *sorted({round(k, 6) for k in found if k > _EDGE_S})]
 
 

@@ -40,6 +40,7 @@ JOB_RESULT = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000
 SUMMARY = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_labels.json"
 PART = "${MediaBucket.Arn}/media-processed/video/dropin/adhoc/20250101_000000/clip_h264.parts/v0003.mp4"
 TABLE_ROWS = "${MediaBucket.Arn}/media-processed/tables/videos/source=dropin/campaign=adhoc/v0123.json"
+PLAN_ITEMS = "${MediaBucket.Arn}/batches/batch-20250101-000000-abcd/items.json"  # lake.plan_items_key
 BUCKET = "${MediaBucket.Arn}"
 CATALOG = "${CatalogTable.Arn}"
 IDEMPOTENCY = "${IdempotencyTable.Arn}"
@@ -86,6 +87,7 @@ OPERATIONS: dict[str, list[Need]] = {
         Need("s3:AbortMultipartUpload", PART, why="Lake.upload: a failed multipart upload is aborted"),
     ],
     "lake.delete_parts": [Need("s3:DeleteObject", PART, why="segments.run_join: Lake.delete of the joined parts")],
+    "lake.write_plan": [Need("s3:PutObject", PLAN_ITEMS, why="batches.plan: Lake.put_json of the planned items")],
     "lake.write_tables": [Need("s3:PutObject", TABLE_ROWS, why="tables.write_summary_rows/write_failed_rows")],
     "lake.ingest_raw": [
         Need("s3:PutObject", RAW, why="ingest_candidate: upload_fileobj (multipart)"),
@@ -200,6 +202,7 @@ FUNCTIONS: dict[str, list[str]] = {
         "campaigns.read",
         "campaigns.set_current",
         "pixabay.key",
+        "lake.write_plan",
         "tokens.succeed",
         "tokens.fail",
     ],

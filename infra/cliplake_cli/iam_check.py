@@ -7,7 +7,8 @@ For each principal of the stack it reports the needs that are granted, the needs
 - each function's execution role: its inline policy plus SAM's managed policies (their documents below: SAM's
   `AWSLambdaSQSQueueExecutionRole` grants ReceiveMessage, DeleteMessage and GetQueueAttributes only); besides the
   listed calls, Lambda's own: polling the function's queue (event source mapping) and writing its logs;
-- the state machine's role: every Task's integration, read from the definition (`sqs:sendMessage*`, `sns:publish`);
+- the state machine's role: every Task's integration, read from the definition (`sqs:sendMessage*`, `sns:publish`),
+  and a Distributed Map's child executions (start, describe, stop) and ItemReader (`s3:getObject`);
 - the scheduler's role: `states:StartExecution` on each schedule's target;
 - the Rekognition publish role: `sns:Publish` on the topic the functions give Rekognition;
 - the queue policies: S3's notifications (from the bucket's NotificationConfiguration) and SNS's deliveries (from
@@ -30,7 +31,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from cliplake_cli.iam_calls import FUNCTIONS, OPERATIONS, Need
+from cliplake_cli.iam_calls import FUNCTIONS, OPERATIONS, PLAN_ITEMS, Need
 from cliplake_localcloud.template import Resolver, load_template, resources_of_type, transform
 
 ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "cliplake"
@@ -179,7 +180,10 @@ def _physical_ids(cfn: dict[str, Any]) -> dict[str, str]:
         elif t == "AWS::SNS::Topic":
             ids[lid] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{lid}"
         elif t == "AWS::StepFunctions::StateMachine":
-            ids[lid] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{lid}-AbC123"
+            name = props.get("StateMachineName", f"{lid}-AbC123")
+            if isinstance(name, dict):
+                name = {"Fn::Sub": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name['Fn::Sub']}"}
+            ids[lid] = name if isinstance(name, dict) else f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
         elif t == "AWS::SecretsManager::Secret":
             ids[lid] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{lid}-AbC123"
         elif t == "AWS::S3::Bucket":
@@ -231,9 +235,11 @@ def _queue_arn(resolver: Resolver, url: str) -> str:
 
 
 def _tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Task states, and the Map states in Distributed mode (they call Step Functions and S3 themselves)."""
     out = []
     for state in states.values():
-        if state.get("Type") == "Task":
+        distributed = (state.get("ItemProcessor") or {}).get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
+        if state.get("Type") == "Task" or distributed:
             out.append(state)
         for inner in [state.get("ItemProcessor") or state.get("Iterator"), *state.get("Branches", [])]:
             if inner:
@@ -241,7 +247,25 @@ def _tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _integration_needs(resolver: Resolver, machine: dict[str, Any]) -> list[Need]:
+def _distributed_map_needs(machine_arn: str, state: dict[str, Any]) -> list[Need]:
+    """A Distributed Map starts, follows and stops child executions of its own state machine, and reads its items
+    with its ItemReader (an S3 key from the state's input is checked with the example of `iam_calls`)."""
+    name = machine_arn.rsplit(":", 1)[-1]
+    child = machine_arn.replace(":stateMachine:", ":execution:") + f"/{state.get('Label', 'map')}:1b2c3d4e"
+    needs = [Need("states:StartExecution", machine_arn, why=f"Distributed Map of {name}: child executions")]
+    needs += [Need(a, child, why="Distributed Map: its child executions") for a in ("states:DescribeExecution",
+                                                                                  "states:StopExecution")]  # fmt: skip
+    reader = state.get("ItemReader")
+    if reader:
+        if reader["Resource"] != "arn:aws:states:::s3:getObject":
+            raise ValueError(f"ItemReader {reader['Resource']} is not known to the IAM check: add its needs here")
+        params = reader.get("Parameters", {})
+        key = params.get("Key") or PLAN_ITEMS.split("}/", 1)[1]
+        needs.append(Need("s3:GetObject", f"arn:aws:s3:::{params['Bucket']}/{key}", why="ItemReader s3:getObject"))
+    return needs
+
+
+def _integration_needs(resolver: Resolver, lid: str, machine: dict[str, Any]) -> list[Need]:
     props = machine["Properties"]
     definition = props["DefinitionString"]
     definition = str(resolver.resolve(definition)) if isinstance(definition, dict) else definition
@@ -249,6 +273,9 @@ def _integration_needs(resolver: Resolver, machine: dict[str, Any]) -> list[Need
         definition = definition.replace("${" + key + "}", str(value))
     needs = []
     for task in _tasks(json.loads(definition)["States"]):
+        if task["Type"] == "Map":
+            needs += _distributed_map_needs(resolver.physical_ids[lid], task)
+            continue
         resource, params = task["Resource"], task.get("Parameters", {})
         if resource.startswith("arn:aws:states:::sqs:sendMessage"):
             needs.append(Need("sqs:SendMessage", _queue_arn(resolver, params["QueueUrl"]), why=f"Task {resource}"))
@@ -291,10 +318,10 @@ def principals(cfn: dict[str, Any]) -> tuple[list[Principal], dict[str, str]]:
         trusts.append((role_id, "lambda.amazonaws.com"))
 
     # state machines
-    for machine in resources_of_type(cfn, "AWS::StepFunctions::StateMachine").values():
+    for lid, machine in resources_of_type(cfn, "AWS::StepFunctions::StateMachine").items():
         role_id = _role_id(machine["Properties"]["RoleArn"])
         inline, managed = _statements_of_role(resolver, res[role_id])
-        out.append(Principal(role_id, inline, managed, _integration_needs(resolver, machine)))
+        out.append(Principal(role_id, inline, managed, _integration_needs(resolver, lid, machine)))
         trusts.append((role_id, "states.amazonaws.com"))
 
     # schedules

@@ -20,8 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cliplake.media import encode_audio, encode_segment, ffmpeg_exe, join_parts, probe, split_points, transcode_to_h264
+from cliplake.settings import Settings
 
 TARGET_S = 600.0
+# The stack's documented defaults (settings.py): the bench measures what a deployment runs.
+SEGMENT_S: float = Settings.model_fields["segment_length_s"].default
+MAX_SEGMENTS: int = Settings.model_fields["max_segments"].default
 REFERENCE_720P_FPS = 151.0  # the project's settings on 2 idle cores, synthetic 720p30 VP9 (FACTS.md)
 
 
@@ -43,7 +47,7 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run(out: Callable[[str], None] = print, seconds: int = 600, segment_s: float = 60.0, workers: int = 0) -> dict:
+def run(out: Callable[[str], None] = print, seconds: int = 600, segment_s: float = SEGMENT_S, workers: int = 0) -> dict:
     workers = workers or os.cpu_count() or 2
     with tempfile.TemporaryDirectory(prefix="cliplake-transcode-bench-") as tmp:
         d = Path(tmp)
@@ -55,7 +59,7 @@ def run(out: Callable[[str], None] = print, seconds: int = 600, segment_s: float
         single_s = _timed(lambda: transcode_to_h264(src, d / "single.mp4"))
 
         start = time.perf_counter()
-        splits = split_points(src, source.duration_s, segment_s, 100)
+        splits = split_points(src, source.duration_s, segment_s, MAX_SEGMENTS)
         plan_s = time.perf_counter() - start
         ranges = list(zip(splits, [*splits[1:], None], strict=True))
         seg_times: list[float] = [0.0] * len(ranges)
@@ -96,13 +100,14 @@ def run(out: Callable[[str], None] = print, seconds: int = 600, segment_s: float
     }
     # a segment with the machine to itself: the measured speed times the segments that shared the cores
     fps_alone = fps_per_segment * min(workers, len(ranges))
-    model = model_aws(fps_720p_alone=fps_alone, **measured)
+    model = model_aws(fps_720p_alone=fps_alone, segment_s=segment_s, **measured)
     for line in model["lines"]:
         out(line)
     if fps_alone < REFERENCE_720P_FPS / 2:
+        idle = model_aws(fps_720p_alone=REFERENCE_720P_FPS, segment_s=segment_s, **measured)["wall_s"]
         out(f"  (this machine encoded {fps_alone:.0f} fps of 720p per segment today against {REFERENCE_720P_FPS:.0f} "
             f"measured on an idle one (FACTS.md): with that speed the same model gives "
-            f"{model_aws(fps_720p_alone=REFERENCE_720P_FPS, **measured)['wall_s'] / 60:.1f} min)")  # fmt: skip
+            f"{idle / 60:.1f} min)")  # fmt: skip
     return {"single_s": single_s, "fanout_s": fanout_s, "segments": len(ranges), "model_s": model["wall_s"]}
 
 
@@ -117,8 +122,8 @@ def model_aws(
     duration_s: float = 7200.0,
     fps: float = 30.0,
     concurrency: int = 100,
-    segment_s: float = 60.0,
-    max_segments: int = 100,
+    segment_s: float = SEGMENT_S,
+    max_segments: int = MAX_SEGMENTS,
 ) -> dict:
     """The wall time of a 2-hour 1080p30 WebM fanned out on Lambda, from this run's measurements."""
     lambda_vcpu = 3008 / 1769  # Lambda: one vCPU per 1,769 MB

@@ -239,6 +239,8 @@ _SFN_MODULES = [
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    # a Distributed Map's ItemReader (s3:getObject): moto reads the items with the fixed keys too
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
 ]
 
 

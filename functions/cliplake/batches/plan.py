@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.contracts import BatchItem, BatchItemRef, BatchRecord, BatchStatus, BatchTrigger, PlanTask
-from cliplake.lake import batch_timestamp, raw_key, video_id_for
+from cliplake.lake import batch_timestamp, plan_items_key, raw_key, video_id_for
 from cliplake.services import Services
 from cliplake.sources.http import ConfigurationError, build_session
 from cliplake.sources.pixabay import NO_KEY, PixabayClient, PixabayError, api_key_of, cached_session
@@ -76,7 +76,7 @@ def batch_record(msg: PlanTask, campaign: str, max_concurrency: int, started_at:
 
 
 def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
-    """Choose the batch's videos; returns the Plan state's output (items for the Map)."""
+    """Choose the batch's videos; returns the Plan state's output (where the Map finds the items)."""
     s, inp = svc.settings, msg.input
     campaign = inp.campaign or svc.campaigns.current() or DEFAULT_CAMPAIGN
     max_concurrency = inp.max_concurrency or s.default_max_concurrency
@@ -125,6 +125,9 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     reason = "" if items else empty_reason(size, campaign, sources, errors, len(found), live_skipped, samples_state, s)
     if reason:
         log.warning("batch plans nothing", extra={"batch_id": msg.batch_id, "reason": reason})
+    # The Map reads the items from the lake (ItemReader): 1,000 of them are over the 256 KiB payload quota inline.
+    items_key = plan_items_key(msg.batch_id)
+    svc.lake.put_json(items_key, [i.model_dump(mode="json") for i in items])
     svc.catalog.batches.update(
         msg.batch_id,
         status=BatchStatus.RUNNING.value,
@@ -147,7 +150,8 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
         "max_concurrency": max_concurrency,
         "sources_failed": errors,
         "empty_reason": reason,
-        "items": [i.model_dump(mode="json") for i in items],
+        "items_key": items_key,
+        "item_count": len(items),
     }
 
 
