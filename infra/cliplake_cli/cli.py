@@ -59,6 +59,7 @@ from cliplake_cli.stack import (
 from cliplake_localcloud.persistence import DataDir, default_data_dir
 
 TERMINAL = {"INDEXED", "FAILED"}
+QUIET_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")  # at WARNING in the functions' log
 NOT_FOUND = {"ResourceNotFoundException", "NoSuchBucket", "QueueDoesNotExist", "StateMachineDoesNotExist",
              "ExecutionDoesNotExist", "ParameterNotFound", "NoSuchKey", "AWS.SimpleQueueService.NonExistentQueue",
              "NotFoundException"}  # fmt: skip
@@ -245,6 +246,8 @@ def _log_to(path: Path) -> None:
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - fd 1 lives as long as the process
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, force=True)
+    for library in QUIET_LIBRARIES:  # "Found endpoint for sqs via: environment_global" on every client
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def local_env(data: DataDir) -> dict[str, str]:

@@ -10,6 +10,9 @@ from typing import Any
 from cliplake_localcloud.persistence import DataDir, default_data_dir
 
 ENV_HINT = 'eval "$(cliplake env)"'
+# The user's default data directory, read when the command starts: a local cloud started in this process exports
+# CLIPLAKE_DATA_DIR (for the functions), which would make every directory look like the default.
+USER_DEFAULT_DATA_DIR = default_data_dir().expanduser().resolve()
 
 
 def say(msg: str) -> None:
@@ -17,8 +20,12 @@ def say(msg: str) -> None:
 
 
 def env_hint(data: DataDir) -> str:
-    default = default_data_dir().expanduser().resolve()
-    return ENV_HINT if data.path == default else f'eval "$(cliplake env --data {shlex.quote(str(data.path))})"'
+    """How a shell reaches the local cloud of `data` (`--data` unless it is the user's default directory)."""
+    return (
+        ENV_HINT
+        if data.path.expanduser().resolve() == USER_DEFAULT_DATA_DIR
+        else f'eval "$(cliplake env --data {shlex.quote(str(data.path))})"'
+    )
 
 
 def format_video_line(v: dict[str, Any]) -> str:
