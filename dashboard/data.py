@@ -8,12 +8,8 @@ whose text can be shown as is.
 from __future__ import annotations
 
 import functools
-import json
-import posixpath
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,12 +30,19 @@ from cliplake.adapters.catalog import (
     video_key,
 )
 from cliplake.adapters.s3 import S3_CONFIG, Lake
+from cliplake.campaigns import CampaignNotFound, list_campaigns
 from cliplake.contracts import text_words
-from cliplake.settings import get_settings
+from cliplake_cli.stack import (
+    DEFAULT_STACK,
+    BatchesNotDeployed,
+    StackConfig,
+    StackUnreadable,
+    current_campaign,
+    make_current,
+    start_batch,
+)
+from cliplake_cli.stack import load_config as stack_config
 
-DEFAULT_STACK = "cliplake"
-CURRENT_CAMPAIGN = "current-campaign"  # next to the campaigns path: /cliplake/current-campaign
-DEFAULT_CAMPAIGNS = ("travel", "tech", "nature")
 SOURCES = ("wikimedia", "pixabay", "dropin", "samples")
 MAX_PAGES = 20  # filtered queries stop after this many reads and hand back a cursor
 _BOTO = BotoConfig(connect_timeout=3, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"})
@@ -78,19 +81,7 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 # ---------------------------------------------------------------------------------------------- config
-@dataclass(frozen=True)
-class Config:
-    bucket: str
-    table: str
-    state_machine_arn: str = ""
-    topic_arn: str = ""
-    campaigns_path: str = "/cliplake/campaigns"
-    stack: str = DEFAULT_STACK
-    endpoint_url: str = ""
-
-    @property
-    def current_campaign_parameter(self) -> str:
-        return posixpath.join(posixpath.dirname(self.campaigns_path.rstrip("/")), CURRENT_CAMPAIGN)
+Config = StackConfig  # the operator side's view of the stack (cliplake_cli.stack), shared with the CLI
 
 
 def new_session() -> boto3.session.Session:
@@ -100,27 +91,10 @@ def new_session() -> boto3.session.Session:
 @guarded
 def load_config(stack: str = DEFAULT_STACK, session: boto3.session.Session | None = None) -> Config:
     """CLIPLAKE_* settings first; what they leave empty comes from the stack's outputs."""
-    settings = get_settings()
-    cfn = (session or new_session()).client("cloudformation", config=_BOTO)
     try:
-        stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    except ClientError:
-        if not (settings.bucket and settings.catalog_table):
-            raise
-        outputs = {}
-    config = Config(
-        bucket=settings.bucket or outputs.get("MediaBucketName", ""),
-        table=settings.catalog_table or outputs.get("CatalogTableName", ""),
-        state_machine_arn=getattr(settings, "batch_state_machine_arn", "") or outputs.get("BatchStateMachineArn", ""),
-        topic_arn=getattr(settings, "notifications_topic_arn", "") or outputs.get("NotificationsTopicArn", ""),
-        campaigns_path=outputs.get("CampaignsParameterPath") or settings.campaigns_parameter_path,
-        stack=stack,
-        endpoint_url=cfn.meta.endpoint_url,
-    )
-    if not (config.bucket and config.table):
-        raise DataError(f"Stack {stack!r} has no MediaBucketName/CatalogTableName outputs.")
-    return config
+        return stack_config(stack, session or new_session(), client_config=_BOTO, read_stack=True)
+    except StackUnreadable as err:
+        raise DataError(f"Stack {stack!r} is not readable ({err.reason}).") from err
 
 
 # ------------------------------------------------------------------------------------------------ pages
@@ -157,7 +131,7 @@ class Backend:
 
     @property
     def batches_deployed(self) -> bool:
-        return bool(self.config.state_machine_arn)
+        return self.config.batches_deployed
 
     # ------------------------------------------------------------------------------------- catalog
     def _query(self, limit: int, cursor: Any = None, **kwargs: Any) -> Page:
@@ -326,43 +300,25 @@ class Backend:
     # ------------------------------------------------------------------------------------ campaigns
     @guarded
     def campaigns(self) -> list[str]:
-        path = self.config.campaigns_path.rstrip("/")
-        names = []
-        for page in self.ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=False):
-            names += [p["Name"].removeprefix(path + "/") for p in page.get("Parameters", [])]
-        return sorted(names)
+        return list_campaigns(self.ssm, self.config.campaigns_path)
 
     @guarded
     def current_campaign(self) -> str:
-        try:
-            return self.ssm.get_parameter(Name=self.config.current_campaign_parameter)["Parameter"]["Value"]
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                return ""
-            raise
+        return current_campaign(self.ssm, self.config)
 
     # -------------------------------------------------------------------------------------- batches
-    def _require_state_machine(self) -> str:
-        if not self.config.state_machine_arn:
-            raise NotDeployed(
-                f"The batch state machine is not deployed yet (stack {self.config.stack!r} has no "
-                "BatchStateMachineArn output)."
-            )
-        return self.config.state_machine_arn
-
     @guarded
     def start_batch(self, campaign: str, batch_size: int, max_concurrency: int = 5) -> dict[str, str]:
         """Make `campaign` current and start a batch of it; returns the execution's name and ARN."""
-        arn = self._require_state_machine()
-        self.ssm.put_parameter(
-            Name=self.config.current_campaign_parameter, Value=campaign, Type="String", Overwrite=True
-        )
-        name = execution_name(campaign)
-        payload = {"campaign": campaign, "batch_size": batch_size, "max_concurrency": max_concurrency}
-        r = self.sfn.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps({**payload, "trigger": "dashboard"})
-        )
-        return {"name": name, "arn": r["executionArn"]}
+        try:
+            self.config.require_state_machine()
+            make_current(self.ssm, self.config, campaign)
+            started = start_batch(self.config, campaign, batch_size, max_concurrency, "dashboard", self.sfn)
+        except BatchesNotDeployed as err:
+            raise NotDeployed(str(err)) from err
+        except CampaignNotFound as err:
+            raise DataError(str(err)) from err
+        return started._asdict()
 
     @guarded
     def executions(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -392,9 +348,3 @@ class Backend:
 
 def _gsi2_key(item: dict[str, Any]) -> dict[str, Any]:
     return {k: {"S": item[k]} for k in ("pk", "sk", "gsi2pk", "gsi2sk")}
-
-
-def execution_name(campaign: str, now: datetime | None = None) -> str:
-    """`dash-<campaign>-<yyyymmddHHMMSS>-<4 hex>`, within Step Functions' 80 characters and alphabet."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in campaign)[:50]
-    return f"dash-{safe}-{(now or datetime.now(UTC)):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"

@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.lake import SOURCES, video_id_for
-from cliplake_cli.batchops import start_batch
 from cliplake_cli.cli import drop_files
+from cliplake_cli.stack import StackConfig, start_batch
 from cliplake_localcloud.child import ChildCloud
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +73,10 @@ def crashed(tmp_path_factory):
     cloud = ChildCloud(root / "data", root / "cloud.log").start()
     try:
         catalog, lake = cloud.catalog(), cloud.lake()
-        settings = type("S", (), {"batch_state_machine_arn": cloud.env["CLIPLAKE_BATCH_STATE_MACHINE_ARN"]})()
-        name, arn = start_batch(settings, "", 2, sfn=cloud.client("stepfunctions"))  # type: ignore[arg-type]
+        config = StackConfig(
+            lake.bucket, catalog.table, state_machine_arn=cloud.env["CLIPLAKE_BATCH_STATE_MACHINE_ARN"]
+        )
+        name, arn = start_batch(config, "", 2, sfn=cloud.client("stepfunctions"))
         clips = tiny_clips(root / "clips", 6, seconds=2.0)
         keys = drop_files(lake, clips, "nature", catalog=catalog)
         # wait until some video is being analysed (its Rekognition jobs started, no summary yet)

@@ -82,9 +82,10 @@ def _objects_keys(lake) -> set[str]:
 
 
 def test_status_shows_the_dashboards_figures_from_the_local_cloud(indexed, cloud, catalog):
+    from cliplake_cli.stack import load_config
     from cliplake_cli.status import QUEUES, collect, render
 
-    status = collect(get_settings(), cloud.stack_name)
+    status = collect(load_config(cloud.stack_name))
     assert [q.name for q in status.queues] == list(QUEUES)
     assert status.dead_letters == 0
     assert status.job_slots_in_use == catalog.jobs_in_flight() == 0  # every job ended: every slot released

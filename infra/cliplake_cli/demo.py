@@ -14,10 +14,10 @@ import warnings
 from typing import Any
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.settings import get_settings
 from cliplake_cli.assets import ensure_assets
-from cliplake_cli.batchops import follow_batch, print_summary, start_batch
-from cliplake_cli.cli import format_video_line, say
+from cliplake_cli.batchops import follow_batch, print_summary
+from cliplake_cli.console import env_hint, format_video_line, say
+from cliplake_cli.stack import StackConfig, from_environment, start_batch
 
 # S3's test event on set-up carries no records, hence no metric: powertools warns about it on every run.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -42,8 +42,7 @@ def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "", da
     try:
         state = "restored" if cloud.restored and cloud.restored.checkpoint_loaded else "new"
         say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s ({state} data dir)")
-        get_settings.cache_clear()
-        code = _demo_batch(get_settings(), timeout_s, batch_size, campaign, cloud.client("stepfunctions"), cloud)
+        code = _demo_batch(from_environment(), timeout_s, batch_size, campaign, cloud.client("stepfunctions"), cloud)
     finally:
         cloud.stop()
     _how_to_continue(data)
@@ -56,15 +55,12 @@ def _demo_on_running_cloud(data: Any, timeout_s: float, batch_size: int, campaig
     env = data.read_info().get("env") or {}
     say(f"  a local cloud already runs on {data.path} ({env.get('AWS_ENDPOINT_URL', '?')}): the demo uses it")
     os.environ.update(env)
-    get_settings.cache_clear()
-    code = _demo_batch(get_settings(), timeout_s, batch_size, campaign, None, None)
+    code = _demo_batch(from_environment(), timeout_s, batch_size, campaign, None, None)
     _how_to_continue(data, running=True)
     return code
 
 
 def _how_to_continue(data: Any, running: bool = False) -> None:
-    from cliplake_cli.cli import env_hint
-
     flag = "" if env_hint(data).endswith('env)"') else f" --data {data.path}"
     print(f"\nThe batch stays in the local cloud's lake: {data.path}/s3 (media-raw/, media-processed/).")
     print(f"Open the dashboard on it: cliplake dashboard{flag}   (http://127.0.0.1:8501)")
@@ -72,10 +68,10 @@ def _how_to_continue(data: Any, running: bool = False) -> None:
         print(f"Or keep the cloud running: cliplake up{flag}   then, in another shell: {env_hint(data)}")
 
 
-def _demo_batch(settings: Any, timeout_s: float, batch_size: int, campaign: str, sfn: Any, cloud: Any) -> int:
-    catalog = Catalog(settings.catalog_table)
+def _demo_batch(config: StackConfig, timeout_s: float, batch_size: int, campaign: str, sfn: Any, cloud: Any) -> int:
+    catalog = Catalog(config.table)
     t0 = time.monotonic()
-    name, arn = start_batch(settings, campaign, batch_size, sfn=sfn)
+    name, arn = start_batch(config, campaign, batch_size, sfn=sfn)
     say(f"cliplake demo: batch {name} started (Step Functions execution)")
     execution, record = follow_batch(catalog, arn, name, timeout_s, sfn=sfn)
     if cloud is not None:
@@ -92,7 +88,7 @@ def _demo_batch(settings: Any, timeout_s: float, batch_size: int, campaign: str,
         if video.get("credit_line"):
             print(f"      credit: {video['credit_line']}")
         if video.get("summary_key"):
-            print(f"      summary: s3://{settings.bucket}/{video['summary_key']}")
+            print(f"      summary: s3://{config.bucket}/{video['summary_key']}")
     print("  batch record: " + json.dumps({k: record.get(k) for k in ("received", "processed", "failed")}))
     if execution["status"] == "SUCCEEDED" and not record.get("received"):
         print("  (nothing new to plan: the library keeps what earlier runs indexed)")

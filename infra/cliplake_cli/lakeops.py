@@ -16,19 +16,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cliplake.settings import Settings
-
 if TYPE_CHECKING:
     from cliplake.services import Services
+    from cliplake_cli.stack import StackConfig
 
 
 # ----------------------------------------------------------------------------------------------------- sql
-def cmd_sql(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int:
+def cmd_sql(args: argparse.Namespace, resolve: Callable[[str], StackConfig]) -> int:
     from cliplake_cli.sql import LakeSQL, QueryError, render_csv, render_json, render_table
 
-    settings = resolve(args.stack)
+    config = resolve(args.stack)
     started = time.perf_counter()
-    lake_sql = LakeSQL(settings.bucket, direct=args.direct)
+    lake_sql = LakeSQL(config.bucket, direct=args.direct)
     try:
         result = lake_sql.query(args.query)
     except QueryError as err:
@@ -80,16 +79,16 @@ def reindex(svc: Services, campaign: str | None = None) -> Counter[str]:
     return counts
 
 
-def cmd_reindex(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int:
+def cmd_reindex(args: argparse.Namespace, resolve: Callable[[str], StackConfig]) -> int:
     from cliplake.services import build_services
 
-    counts = reindex(build_services(resolve(args.stack)), args.campaign)
+    counts = reindex(build_services(resolve(args.stack).function_settings()), args.campaign)
     print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing in the lake")
     return 0
 
 
 # ---------------------------------------------------------------------------------------------- the parser
-def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -> None:
+def register(sub: Any, resolve: Callable[[str], StackConfig], default_stack: str) -> None:
     """Add `sql`, `reindex` and `status` to the `cliplake` parser (`resolve` reads the stack's resources)."""
     sql = sub.add_parser("sql", help="SQL over the lake's tables (DuckDB; videos, labels)")
     sql.add_argument("query", help='one SELECT, e.g. "SELECT campaign, count(*) FROM videos GROUP BY 1"')

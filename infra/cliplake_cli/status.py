@@ -20,7 +20,8 @@ import boto3
 from pydantic import BaseModel, Field
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.settings import Settings
+from cliplake.settings import get_settings
+from cliplake_cli.stack import StackConfig, describe_stack
 
 QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest", "Segment")
 BATCH_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -59,13 +60,6 @@ class Status(BaseModel):
         return sum(q.dead_letters for q in self.queues)
 
 
-def _stack(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]]:
-    desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-    params = {p["ParameterKey"]: p["ParameterValue"] for p in desc.get("Parameters", [])}
-    return outputs, params
-
-
 def _attrs(sqs: Any, url: str) -> dict[str, int]:
     names = [
         "ApproximateNumberOfMessages",
@@ -76,9 +70,10 @@ def _attrs(sqs: Any, url: str) -> dict[str, int]:
     return {n: int(attrs.get(n, 0)) for n in names}
 
 
-def collect(settings: Settings, stack: str, session: Any | None = None) -> Status:
+def collect(config: StackConfig, session: Any | None = None) -> Status:
+    stack = config.stack
     session = session or boto3.session.Session()
-    outputs, params = _stack(session.client("cloudformation"), stack)
+    outputs, params = describe_stack(session.client("cloudformation"), stack)
     sqs = session.client("sqs")
     status = Status(stack=stack)
     for name in QUEUES:
@@ -92,9 +87,9 @@ def collect(settings: Settings, stack: str, session: Any | None = None) -> Statu
             depth.dead_letters = _attrs(sqs, dlq)["ApproximateNumberOfMessages"]
         status.queues.append(depth)
 
-    catalog = Catalog(settings.catalog_table or outputs.get("CatalogTableName", ""), session.client("dynamodb"))
+    catalog = Catalog(config.table or outputs.get("CatalogTableName", ""), session.client("dynamodb"))
     status.job_slots_in_use = catalog.jobs_in_flight()
-    status.max_jobs_in_flight = int(params.get("MaxJobsInFlight") or settings.max_jobs_in_flight)
+    status.max_jobs_in_flight = int(params.get("MaxJobsInFlight") or get_settings().max_jobs_in_flight)
     status.videos = [
         SourceCounts(source=src, received=c["raw"], indexed=c["processed"], failed=c["failed"])
         for src, c in sorted(catalog.stats().items())
@@ -141,13 +136,13 @@ def as_json(status: Status) -> str:
     return json.dumps(data, indent=1)
 
 
-def cmd_status(args: argparse.Namespace, resolve: Callable[[str], Settings]) -> int:
-    status = collect(resolve(args.stack), args.stack)
+def cmd_status(args: argparse.Namespace, resolve: Callable[[str], StackConfig]) -> int:
+    status = collect(resolve(args.stack))
     print(as_json(status) if args.json else render(status))
     return 0
 
 
-def register(sub: Any, resolve: Callable[[str], Settings], default_stack: str) -> None:
+def register(sub: Any, resolve: Callable[[str], StackConfig], default_stack: str) -> None:
     sp = sub.add_parser("status", help="queues, dead letters, job slots, batches and videos at a glance")
     sp.add_argument("--json", action="store_true", help="print the status as JSON")
     sp.add_argument("--stack", default=default_stack, help="CloudFormation stack to read resources from")

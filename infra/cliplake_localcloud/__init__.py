@@ -10,6 +10,5 @@ tests run the pipeline on.
 - `rekognition/`: the Rekognition Video emulator (its own README).
 
 May import: `cliplake` (functions/: it runs the handlers and reads the catalog), its own `rekognition`
-subpackage, moto and the libraries. Never the CLI (`cliplake_cli`) nor `dashboard` (for now the one exception is
-the set-up assets directory, `cliplake_cli.assets.assets_dir`, which moves down next).
+subpackage, moto and the libraries; never the CLI (`cliplake_cli`) nor `dashboard` (tests/test_layers.py).
 """

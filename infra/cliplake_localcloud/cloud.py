@@ -827,7 +827,7 @@ def _wire_alarm(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = 
 
 def _batch_environment(outputs: dict[str, str]) -> dict[str, str]:
     """What the CLI and the dashboard read for batches, plus the bundled samples (the offline source)."""
-    from cliplake_cli.assets import assets_dir
+    from cliplake_localcloud.rekognition.models import default_assets_dir as assets_dir
 
     env = {
         "CLIPLAKE_BATCH_STATE_MACHINE_ARN": outputs.get("BatchStateMachineArn", ""),

@@ -13,7 +13,7 @@ import imageio_ffmpeg
 import pytest
 
 from cliplake_cli.assets import assets_dir
-from cliplake_localcloud.rekognition import models, samples
+from cliplake_localcloud.rekognition import prepare, samples
 from cliplake_localcloud.rekognition.engine import Engine
 from cliplake_localcloud.rekognition.server import RekognitionServer
 
@@ -37,7 +37,7 @@ def assets() -> Path:
     root = assets_dir()
     if not (root / "imagenet/synsets.txt").exists():
         pytest.skip("set-up assets missing: run `python -m cliplake_cli.assets`")
-    models.prepare_models(root)  # a no-op once `python -m cliplake_cli.assets` has run
+    prepare.prepare_models(root)  # a no-op once `python -m cliplake_cli.assets` has run
     return root
 
 

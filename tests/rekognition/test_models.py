@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from cliplake_localcloud.rekognition import models, moderation
+from cliplake_localcloud.rekognition import models, moderation, prepare
 from cliplake_localcloud.rekognition.decode import rgb_frames
 from cliplake_localcloud.rekognition.engine import Engine
 from cliplake_localcloud.rekognition.labels import LabelModel
@@ -42,7 +42,7 @@ def _session(path: Path) -> ort.InferenceSession:
 
 
 def test_folded_nsfw_graph_is_the_same_network(assets, held_out):
-    original, folded = _session(models.nsfw_source()), _session(assets / models.NSFW_MODEL)
+    original, folded = _session(prepare.nsfw_source()), _session(assets / models.NSFW_MODEL)
     assert len(folded.get_inputs()) == 1 and folded.get_inputs()[0].name == "input_0"
     x = np.stack([nsfw_input(f) for f in held_out])
     a = original.run(None, {"input_0": x})[0][:, 1]
@@ -104,7 +104,7 @@ def test_auto_precision_runs_int8_only_where_the_cpu_computes_it_exactly(assets,
 
 def test_prepare_models_is_idempotent(assets, capsys):
     before = {p: p.stat().st_mtime_ns for p in (assets / "models").glob("*.onnx")}
-    models.prepare_models(assets)
+    prepare.prepare_models(assets)
     assert {p: p.stat().st_mtime_ns for p in (assets / "models").glob("*.onnx")} == before
     assert capsys.readouterr().out == ""
 

@@ -1,7 +1,13 @@
 """A Rekognition Video emulator: the same JSON API (Start*/Get* label, moderation, segment and text detection) over
-a real analysis of the video with local models (see README.md in this folder).
+a real analysis of the video with local models (README.md in this folder).
 
-May import: only itself and the libraries (numpy, onnxruntime, OpenCV, PySceneDetect, ...), never the rest of the
-local cloud, the CLI (`cliplake_cli`) or `functions/` (for now the one exception is the set-up assets directory,
-`cliplake_cli.assets.assets_dir`, which moves down next).
+- `server.py`: the endpoint; `apis.py`: the table of APIs it serves (operations, analysers, Get* responses);
+- `engine.py`: one decode of a video feeding every analyser (`analysers.py`: the one interface, as
+  PySceneDetect's detectors have one); `decode.py`: ffmpeg; `results.py`: Rekognition's result shapes;
+- the models: `labels.py`, `moderation.py`, `objects.py`, `text.py`, `shots.py`; `models.py`: their files and the
+  assets directory; `prepare.py` (+ `quantize.py`, `tfjs_onnx.py`, `samples.py`): building them at set-up;
+- `bench.py`, `quality.py`: speed and label quality (`make bench`).
+
+May import: only itself and the libraries (numpy, onnxruntime, OpenCV, PySceneDetect, ...): not the rest of the
+local cloud, the CLI or `functions/` (tests/test_layers.py).
 """

@@ -1,4 +1,5 @@
-"""The analysis engine: one decode of a video feeds shots, black frames, labels, objects, moderation and text.
+"""The analysis engine: one decode of a video feeds shots, black frames, labels, objects, moderation and text,
+each an ``Analyser`` (``analysers.py``: sampling rate, input size, process a frame, results).
 
 Sampling (documented; Rekognition samples about every 500 ms): the decoder hands over every
 ``sample_every``-th frame, ≈ one per ``sample_ms`` (500 ms). Labels run on every sample, moderation on every
@@ -21,17 +22,18 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from . import decode as dec
+from .analysers import EVERY_FRAME, Analyser, Labels, Moderation, Objects, Shots, Text
 from .labels import LabelInfo, LabelModel, Taxonomy
-from .models import INPUT_SIZE
-from .moderation import NSFW_SIZE, ModerationModel
+from .moderation import ModerationModel
 from .objects import Detection, ObjectDetector
-from .shots import ShotTracker, Span
+from .shots import Span
 from .text import TextLine, TextReader
 
 IN_FLIGHT = 4  # inference tasks queued at most (each holds its sample frame)
@@ -138,22 +140,26 @@ class Engine:
         self._load()
         return self._labels.taxonomy.labels
 
+    def analysers(self, fps: Fraction) -> list[Analyser]:
+        """This engine's analysers for one video, over its models (loaded once, shared by every video)."""
+        self._load()
+        return [
+            Shots(fps),
+            Labels(self._labels),
+            Moderation(self._moderation, self.moderation_every),
+            Objects(self._objects, self.objects_every),
+            Text(self._text, self.text_every),
+        ]
+
     def analyse(self, path: Path) -> Analysis:
         """Probe, check the format (raises ``UnsupportedVideo``) and analyse ``path`` in one decode."""
         info = dec.probe(path)
         dec.check_supported(info)
-        self._load()
         plan = dec.Plan.for_video(info, self.sample_ms)
-        tracker = ShotTracker(info.fps)
-        result = Analysis(info=info, frames=0, shots=[], cues=[])
+        analysers = self.analysers(info.fps)
         step_ms = plan.sample_every * 1000 / float(info.fps)
-        result.steps_ms = {
-            "labels": step_ms,
-            "moderation": step_ms * self.moderation_every,
-            "objects": step_ms * max(1, self.objects_every),
-            "text": step_ms * max(1, self.text_every),
-        }
-        screen = self._text.screen() if self.text_every else None
+        every_frame = [a for a in analysers if a.every == EVERY_FRAME]
+        sampled = [a for a in analysers if a.every > 0]
 
         pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="rekognition-infer")
         in_flight = threading.BoundedSemaphore(IN_FLIGHT)
@@ -162,15 +168,15 @@ class Engine:
 
         def run_next() -> None:
             try:
-                fn, args = pending.popleft()
+                task = pending.popleft()
             except IndexError:
                 return  # already taken
             try:
-                fn(*args)
+                task()
             finally:
                 in_flight.release()
 
-        def submit(fn, *args) -> None:
+        def submit(task) -> None:
             # At most IN_FLIGHT tasks queued (frames held in memory); while the queue is full, the sample reader
             # runs queued tasks itself rather than wait, so a cheap decode leaves no core idle.
             while not in_flight.acquire(blocking=False):
@@ -178,48 +184,43 @@ class Engine:
                     in_flight.acquire()
                     break
                 run_next()
-            pending.append((fn, args))
+            pending.append(task)
             futures.append(pool.submit(run_next))
 
-        probs: list[tuple[int, np.ndarray]] = []
-
-        def labels(ms: int, frame: dec.Frame) -> None:
-            probs.append((ms, self._labels.probabilities([frame.rgb((INPUT_SIZE, INPUT_SIZE))])[0]))
-
-        def moderation(ms: int, frame: dec.Frame) -> None:
-            result.moderation.append((ms, self._moderation.score(frame.rgb((NSFW_SIZE, NSFW_SIZE)))))
-
-        def objects(ms: int, frame: dec.Frame) -> None:
-            bgr = frame.rgb((self._objects.size, self._objects.size))[:, :, ::-1]
-            result.objects.append((ms, self._objects.detect(bgr, agnostic=False)))
+        def on_frame(index: int, frame: dec.Frame) -> None:
+            for analyser in every_frame:
+                analyser.process(index, frame)
 
         def on_sample(k: int, frame: dec.Frame) -> None:
             ms = round(k * step_ms)
-            submit(labels, ms, frame)
-            if k % self.moderation_every == 0:
-                submit(moderation, ms, frame)
-            if self.objects_every and k % self.objects_every == 0:
-                submit(objects, ms, frame)
-            if screen is not None and k % self.text_every == 0:
-                screen.add(ms, frame)
-                submit(screen.step)
+            for analyser in sampled:
+                if k % analyser.every == 0:
+                    submit(analyser.task(ms, frame))
 
         try:
-            total = dec.decode(path, plan, tracker.push, on_sample)
+            total = dec.decode(path, plan, on_frame, on_sample)
             while pending:  # decoding is over: this thread takes a share of the queue's tail
                 run_next()
             for fut in futures:
                 fut.result()  # re-raises a model failure
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        result.objects.sort(key=lambda item: item[0])
-        result.labels = self._fold(sorted(probs, key=lambda item: item[0]), result.objects)
-        if screen is not None:
-            result.text = screen.results
-            result.text_reads = screen.reads
-        for series in (result.labels, result.moderation, result.objects, result.text):
-            series.sort(key=lambda item: item[0])
-        result.frames = total
-        result.shots = tracker.shots(total)
-        result.cues = tracker.cues(total)
-        return result
+        return self._assemble(info, total, step_ms, {a.name: a for a in analysers})
+
+    def _assemble(self, info: dec.VideoInfo, total: int, step_ms: float, by: dict[str, Analyser]) -> Analysis:
+        """The analysers' results as the Rekognition APIs read them (labels folded with the objects found)."""
+        shots, text = by["shots"], by["text"]
+        assert isinstance(shots, Shots) and isinstance(text, Text)
+        objects = by["objects"].results()
+        return Analysis(
+            info=info,
+            frames=total,
+            shots=shots.results(),
+            cues=shots.cues(),
+            labels=self._fold(by["labels"].results(), objects),
+            objects=objects,
+            text=text.results(),
+            text_reads=text.reads,
+            moderation=by["moderation"].results(),
+            steps_ms={a.name: step_ms * max(1, a.every) for a in by.values() if a.every != EVERY_FRAME},
+        )

