@@ -155,3 +155,22 @@ def test_a_clean_restart_keeps_everything_and_old_exports_still_work(crashed):
     assert wait_terminal(cloud.catalog(), {video_id_for(keys[0])}, 120)[video_id_for(keys[0])]["status"] == "INDEXED"
     log = json.dumps(cloud.data.read_info())
     assert cloud.env["AWS_ENDPOINT_URL"] in log
+
+
+def test_a_crash_right_after_the_first_start_keeps_the_stack(tmp_path):
+    """kill -9 seconds after the stack was created, before any periodic checkpoint: the restart re-attaches the
+    stack (it used to deploy it again over the journal's replayed resources and exit with AlreadyExists)."""
+    cloud = ChildCloud(tmp_path / "data", tmp_path / "cloud.log").start()
+    try:
+        env = dict(cloud.env)
+        cloud.kill9()
+        cloud.start()
+        assert cloud.env == env
+        deadline, restarted = time.monotonic() + 60, []
+        while not restarted and time.monotonic() < deadline:  # printed once it answers (the first one may not be)
+            restarted = [line for line in cloud.log.read_text().splitlines() if "restored in" in line]
+            time.sleep(0.2)
+        assert restarted and "stack kept" in restarted[-1], restarted
+        assert cloud.client("s3").head_bucket(Bucket=env["CLIPLAKE_BUCKET"])
+    finally:
+        assert cloud.stop() == 0, cloud.log.read_text()[-3000:]

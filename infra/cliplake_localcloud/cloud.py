@@ -202,7 +202,7 @@ class LocalCloud:
         self.scheduler.start()
         self._start_rekognition()
         if self.persistence:
-            self._resume()
+            self._resume(deployed=kept is None)
         self.functions = functions_from_template(self.template, self.resolver)
         # The plumbing (CLI, dashboard, tests) reads the stack's names from the functions' common variables.
         self._export({**_shared_environment(self.functions.values()), **self.function_env})
@@ -448,9 +448,13 @@ class LocalCloud:
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
 
-    def _resume(self) -> None:
+    def _resume(self, deployed: bool) -> None:
         """With a data directory: remember the port and the stack, journal the Rekognition jobs (re-running the
-        unpublished ones), say on the batch records which executions the restart aborted, checkpoint."""
+        unpublished ones), say on the batch records which executions the restart aborted, checkpoint.
+
+        A stack just created (or updated) is checkpointed at once: a restart re-attaches a stack only from a
+        checkpoint, and a crash before the first periodic one (a kill -9 seconds after start) had the restart
+        deploy again over the journal's replayed resources, which failed ("Database already exists")."""
         assert self.persistence is not None
         info = self.persistence.dir.read_info()
         info.update({"port": self.port, "endpoint_url": self.endpoint_url})
@@ -460,6 +464,8 @@ class LocalCloud:
         info["outputs"] = self.outputs
         self.persistence.dir.write_info(info)
         self.persistence.save_stack(self)
+        if deployed:
+            self.persistence.checkpoint()
         if self.rekognition:
             self.persistence.attach_rekognition(self.rekognition)
         for aborted in self.restored.aborted_executions if self.restored else []:
