@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
 BASE_DELAY_S = 15
 MAX_DELAY_S = 900
 
@@ -24,9 +26,10 @@ def queue_url(sqs_client: Any, queue_arn: str) -> str:
     return f"{sqs_client.meta.endpoint_url.rstrip('/')}/{account}/{name}"
 
 
-def back_off(sqs_client: Any, queue_arn: str, receipt_handle: str, receive_count: int) -> None:
+def back_off(sqs_client: Any, record: SqsRecordModel) -> None:
+    """Hide the SQS `record` for a delay growing with its receive count."""
     sqs_client.change_message_visibility(
-        QueueUrl=queue_url(sqs_client, queue_arn),
-        ReceiptHandle=receipt_handle,
-        VisibilityTimeout=backoff_delay(receive_count),
+        QueueUrl=queue_url(sqs_client, record.eventSourceARN),
+        ReceiptHandle=record.receiptHandle,
+        VisibilityTimeout=backoff_delay(int(record.attributes.ApproximateReceiveCount)),
     )

@@ -32,8 +32,7 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
             logger.info("Rekognition at its quota, backing off", extra={"key": ref.key, "reason": str(err)})
             metrics.add_metric(name="Backpressure", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
-            receives = int(record.attributes.ApproximateReceiveCount)
-            back_off(svc.sqs, record.eventSourceARN, record.receiptHandle, receives)
+            back_off(svc.sqs, record)
             raise
         except Exception as err:
             if not give_up_when_denied(svc, _video_id(ref.key), err):

@@ -31,8 +31,7 @@ def record_handler(record: SegmentSqsRecord) -> None:
             result = run_join(svc, task, record.messageId, JOIN_LEASE_S)
         except Backpressure as err:  # the join is done; starting the analysis waits for Rekognition's quota
             logger.info("Rekognition at its quota, backing off", extra={"key": task.raw_key, "reason": str(err)})
-            receives = int(record.attributes.ApproximateReceiveCount)
-            back_off(svc.sqs, record.eventSourceARN, record.receiptHandle, receives)
+            back_off(svc.sqs, record)
             raise
     logger.info("segment task", extra=result.model_dump())
     metrics.add_metric(name=f"Segments{result.outcome.title()}", unit=MetricUnit.Count, value=1)
