@@ -214,7 +214,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         restored = cloud.restored
         state = "new data directory"
-        if restored and restored.checkpoint_loaded:
+        if restored and restored.anything:
             state = f"restored in {restored.seconds:.1f} s"
             if restored.replayed:
                 state += f", {restored.replayed} journaled request(s) replayed after a crash"

@@ -40,7 +40,7 @@ def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "", da
     except DataDirBusy:
         return _demo_on_running_cloud(data, timeout_s, batch_size, campaign)
     try:
-        state = "restored" if cloud.restored and cloud.restored.checkpoint_loaded else "new"
+        state = "restored" if cloud.restored and cloud.restored.anything else "new"
         say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s ({state} data dir)")
         code = _demo_batch(from_environment(), timeout_s, batch_size, campaign, cloud.client("stepfunctions"), cloud)
     finally:

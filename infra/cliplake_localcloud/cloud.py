@@ -202,14 +202,14 @@ class LocalCloud:
         self.scheduler.start()
         self._start_rekognition()
         if self.persistence:
-            self._resume(deployed=kept is None)
+            self._resume()
         self.functions = functions_from_template(self.template, self.resolver)
         # The plumbing (CLI, dashboard, tests) reads the stack's names from the functions' common variables.
         self._export({**_shared_environment(self.functions.values()), **self.function_env})
         self._export(_batch_environment(self.outputs))
         if self.persistence:  # where the lake lies on disk (`cliplake sql` reads its tables' files there)
             self._export({"CLIPLAKE_DATA_DIR": str(self.persistence.dir.path)})
-        if self.restored and self.restored.checkpoint_loaded:
+        if self.restored and self.restored.anything:
             _expire_in_progress(self, self.env.get("CLIPLAKE_IDEMPOTENCY_TABLE", ""))
         for spec in self.functions.values():  # as Lambda's CreateFunction does: the role must be assumable by Lambda
             self.function_environment(spec)
@@ -424,7 +424,7 @@ class LocalCloud:
                 try:
                     apply(self, physical, props, lid)
                 except ClientError as err:  # an updated stack of the data directory: what exists stays
-                    if not (self.restored and self.restored.checkpoint_loaded and "xist" in str(err)):
+                    if not (self.restored and self.restored.anything and "xist" in str(err)):
                         raise
                     log.info("kept %s (%s): %s", lid, res["Type"], err)
                 log.debug("wired %s (%s)", lid, res["Type"])
@@ -448,13 +448,9 @@ class LocalCloud:
         self.rekognition.start()
         self._export({"AWS_ENDPOINT_URL_REKOGNITION": self.rekognition.url})
 
-    def _resume(self, deployed: bool) -> None:
+    def _resume(self) -> None:
         """With a data directory: remember the port and the stack, journal the Rekognition jobs (re-running the
-        unpublished ones), say on the batch records which executions the restart aborted, checkpoint.
-
-        A stack just created (or updated) is checkpointed at once: a restart re-attaches a stack only from a
-        checkpoint, and a crash before the first periodic one (a kill -9 seconds after start) had the restart
-        deploy again over the journal's replayed resources, which failed ("Database already exists")."""
+        unpublished ones), say on the batch records which executions the restart aborted, checkpoint."""
         assert self.persistence is not None
         info = self.persistence.dir.read_info()
         info.update({"port": self.port, "endpoint_url": self.endpoint_url})
@@ -464,8 +460,6 @@ class LocalCloud:
         info["outputs"] = self.outputs
         self.persistence.dir.write_info(info)
         self.persistence.save_stack(self)
-        if deployed:
-            self.persistence.checkpoint()
         if self.rekognition:
             self.persistence.attach_rekognition(self.rekognition)
         for aborted in self.restored.aborted_executions if self.restored else []:

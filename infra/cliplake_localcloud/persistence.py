@@ -829,6 +829,11 @@ class Restored:
     aborted_executions: list[dict[str, str]] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def anything(self) -> bool:
+        """State was restored: a checkpoint, journaled requests, or both (a crash before the first checkpoint)."""
+        return self.checkpoint_loaded or self.replayed > 0
+
 
 class Persistence:
     """Owns the data directory while a local cloud runs on it. Use: `restore(app)` before serving, then serve
@@ -950,8 +955,11 @@ class Persistence:
             return {}
 
     def kept_stack(self, cloud: Any) -> dict[str, Any] | None:
-        """The saved stack, when the template and parameters are those it was deployed with (else: deploy)."""
-        if not self.dir.checkpoint.exists():
+        """The saved stack, when state was restored and the template and parameters are those it was deployed with
+        (else: deploy). It is saved once the deployment's requests are all journaled, so a journal replayed without
+        a checkpoint holds it too (a kill -9 before the first checkpoint: deploying again over the replayed
+        resources failed)."""
+        if not (cloud.restored and cloud.restored.anything):
             return None
         saved = self.saved_stack(cloud.stack_name)
         return saved if saved and saved.get("digest") == cloud.stack_digest() else None
