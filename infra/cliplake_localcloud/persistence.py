@@ -12,7 +12,9 @@ How, with moto's own models (its maintainers declined a persistence layer, getmo
   moto draws every id (message ids, version ids, upload ids, request ids) from `mock_random`, made thread-local
   here, so replaying a request gives the same ids. Requests that only read are not journaled; nor are
   `ReceiveMessage` and `ChangeMessageVisibility` (in-flight state: after a restart every message not deleted is
-  visible again, its consumer died with the process); `DeleteMessage` is journaled by message id.
+  visible again, its consumer died with the process); `DeleteMessage` is journaled by message id. Large request
+  bodies (uploads) are streamed from the socket to files in `journal.bodies/`, which their rows name: an upload
+  is never whole in memory on its way in, nor copied into SQLite.
 - **Checkpoints**: every few seconds of writes (and on a clean stop) the backends of every service in use are
   pickled in one file (`state.pickle`, written to a temporary file and renamed), with a small `Pickler` for what
   does not pickle (locks, conditions, threads, SSM's parameter dict), and the journal is emptied. Mutating requests
@@ -61,6 +63,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 5.0  # a checkpoint this long after the first journaled write since the last one
 CHECKPOINT_JOURNAL_BYTES = 256 << 20  # or as soon as the journal holds this many bytes of bodies
+SPOOL_BYTES = 256 << 10  # request bodies from this size are streamed to a file, not read into memory
+SPOOL_CHUNK = 1 << 20
 _READ_PREFIXES = ("Get", "List", "Describe", "Head", "Query", "Scan", "BatchGet", "TransactGet", "Check", "Search",
                   "Lookup", "Validate", "Test", "Estimate", "Simulate", "Decode", "Filter", "Select")  # fmt: skip
 _WRITES_DESPITE_PREFIX = {"GetSessionToken", "GetFederationToken", "GetRandomPassword"}
@@ -174,13 +178,45 @@ class Journal:
         )
         self.bytes = 0
         self.count = self.conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+        # Large request bodies (uploaded parts, objects) are files beside the journal, its rows name them: a body
+        # is streamed from the socket to its file and never held whole in memory, nor copied into SQLite.
+        self.bodies = path.with_name("journal.bodies")
+        self.bodies.mkdir(exist_ok=True)
+        self._files = {p["body_file"] for _, _, p, _ in self.entries() if "body_file" in p}
+        for orphan in self.bodies.iterdir():  # spooled by a request that never returned (a crash): not journaled
+            if orphan.name not in self._files:
+                orphan.unlink(missing_ok=True)
 
-    def append(self, kind: str, payload: dict[str, Any], body: bytes | None = None) -> None:
-        self.conn.execute(
-            "INSERT INTO journal (kind, payload, body) VALUES (?, ?, ?)", (kind, json.dumps(payload), body)
-        )
+    def spool(self, stream: Any, length: int | None) -> Path:
+        """Copy a request body to a file of its own (outside the lock: uploads stream in parallel)."""
+        path = self.bodies / uuid.uuid4().hex
+        with path.open("wb") as f:
+            left = length
+            while left is None or left > 0:
+                chunk = stream.read(SPOOL_CHUNK if left is None else min(SPOOL_CHUNK, left))
+                if not chunk:
+                    break
+                f.write(chunk)
+                if left is not None:
+                    left -= len(chunk)
+        return path
+
+    def append(self, kind: str, payload: dict[str, Any], body: bytes | Path | None = None) -> None:
+        if isinstance(body, Path):
+            payload = {**payload, "body_file": body.name}
+            self.conn.execute("INSERT INTO journal (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload)))
+            self._files.add(body.name)
+            self.bytes += body.stat().st_size
+        else:
+            self.conn.execute(
+                "INSERT INTO journal (kind, payload, body) VALUES (?, ?, ?)", (kind, json.dumps(payload), body)
+            )
+            self.bytes += len(body or b"")
         self.count += 1
-        self.bytes += len(body or b"")
+
+    def body_of(self, payload: dict[str, Any], body: bytes | None) -> bytes | Path:
+        """An entry's request body: its bytes, or the path of its file."""
+        return self.bodies / payload["body_file"] if "body_file" in payload else body or b""
 
     def entries(self) -> Iterator[tuple[int, str, dict[str, Any], bytes | None]]:
         last = 0
@@ -197,6 +233,9 @@ class Journal:
     def clear(self) -> None:
         self.conn.execute("DELETE FROM journal")
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for name in self._files:
+            (self.bodies / name).unlink(missing_ok=True)
+        self._files.clear()
         self.count = 0
         self.bytes = 0
 
@@ -893,7 +932,7 @@ class Persistence:
 
     def _replay(self, app: Any, kind: str, payload: dict[str, Any], body: bytes | None) -> None:
         if kind == "http":
-            status = _call(app, payload["environ"], body or b"")[0]
+            status = _call(app, payload["environ"], self.journal.body_of(payload, body))[0]
             if not 200 <= status < 300:
                 raise RuntimeError(f"answered {status} this time")
         elif kind == "sqs-delete":
@@ -970,7 +1009,7 @@ class Persistence:
             kind, action = classify(environ)
             if kind == "read":
                 return app(environ, start_response)
-            body = _read_body(environ)
+            body: bytes | Path = _spool_or_read(self.journal, environ, kind)
             if kind == "form":
                 action = _action_of(environ, body, action)
                 kind = _kind_of(action)
@@ -990,6 +1029,8 @@ class Persistence:
                         saved.update({k: v for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str)})
                         self.journal.append("http", {"seed": seed, "action": action, "environ": saved}, body or None)
                     self._dirty()
+                elif isinstance(body, Path):
+                    body.unlink(missing_ok=True)
             start_response(_status_line(status), headers)
             return [out]
 
@@ -1118,11 +1159,17 @@ def classify(environ: dict[str, Any]) -> tuple[str, str]:
     return "form", action  # the kind follows from the action
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _spool_or_read(journal: Journal, environ: dict[str, Any], kind: str) -> bytes | Path:
+    """The request body: small ones as bytes, large ones (REST uploads) streamed to a file of the journal's."""
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
-    body = stream.read(int(length)) if length else (stream.read() if environ.get("wsgi.input_terminated") else b"")
-    environ["wsgi.input"] = io.BytesIO(body)
+    size = int(length) if length else None
+    if size is None and not environ.get("wsgi.input_terminated"):
+        return b""
+    if kind == "write" and (size is None or size >= SPOOL_BYTES):
+        return journal.spool(stream, size)
+    body = stream.read(size) if size is not None else stream.read()
+    environ["wsgi.input"] = io.BytesIO(body)  # for the app, if the request is not journaled after all
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
 
@@ -1143,28 +1190,41 @@ def _kind_of(action: str) -> str:
     return "write"
 
 
-def _call(app: Any, saved: dict[str, Any], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-    environ = dict(saved)
-    environ.setdefault("SCRIPT_NAME", "")
-    environ.setdefault("SERVER_NAME", "127.0.0.1")
-    environ.setdefault("SERVER_PORT", "0")
-    environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
-    environ.setdefault("wsgi.url_scheme", "http")
-    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr,
-                    "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
-                    "wsgi.run_once": False})  # fmt: skip
-    captured: dict[str, Any] = {}
+def _call(app: Any, saved: dict[str, Any], body: bytes | Path) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run one request through the app with `body` (bytes, or a file streamed as the input); returns what it
+    answered."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(body, Path):
+            stream, length = stack.enter_context(body.open("rb")), body.stat().st_size
+        else:
+            stream, length = io.BytesIO(body), len(body)
+        environ = dict(saved)
+        environ.setdefault("SCRIPT_NAME", "")
+        environ.setdefault("SERVER_NAME", "127.0.0.1")
+        environ.setdefault("SERVER_PORT", "0")
+        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+        environ.setdefault("wsgi.url_scheme", "http")
+        environ.update({"wsgi.input": stream, "CONTENT_LENGTH": str(length), "wsgi.errors": sys.stderr,
+                        "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                        "wsgi.run_once": False})  # fmt: skip
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # the body is whole now, its length known
+        captured: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
-        captured["status"], captured["headers"] = status, headers
-        return lambda data: None
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
 
-    result = app(environ, start_response)
-    try:
-        out = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
+        try:
+            result = app(environ, start_response)
+            try:
+                out = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            # The request object werkzeug hangs in the environ refers back to it: a cycle that would keep the
+            # body it read (an uploaded part, megabytes) until the next garbage collection. Broken here.
+            environ.clear()
     return int(captured["status"].split()[0]), list(captured["headers"]), out
 
 
@@ -1348,6 +1408,20 @@ class RekognitionJobs:
 
 
 # ================================================================================================ the server
+def _without_debug(create_app: Callable[[str], Any]) -> Callable[[str], Any]:
+    """moto's service apps, out of Flask's debug mode (moto turns it on). In debug mode Flask gives every request a
+    class made for it whose method refers back to the request: a reference cycle that keeps the body the request
+    read (an uploaded part, megabytes) until the next garbage collection, which counts objects, not bytes. An
+    upload's parts piled up that way: hundreds of MB for a 1 GB video."""
+
+    def create(service: str) -> Any:
+        app = create_app(service)
+        app.debug = False
+        return app
+
+    return create
+
+
 class MotoServer:
     """moto's server (the app `ThreadedMotoServer` serves), behind the journal when a data directory is given.
     The listening socket reuses its address at once (SO_REUSEADDR), so a restart may take the same port."""
@@ -1365,7 +1439,7 @@ class MotoServer:
 
         if self.config:
             moto_api_backend.set_config(self.config)
-        app: Any = DomainDispatcherApplication(create_backend_app)
+        app: Any = DomainDispatcherApplication(_without_debug(create_backend_app))
         if self.persistence is not None:
             self.restored = self.persistence.restore(app)
             app = self.persistence.middleware(app)
