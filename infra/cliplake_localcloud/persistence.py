@@ -1328,12 +1328,15 @@ class RekognitionJobs:
             rows = conn.execute(
                 "SELECT job_id, api, request, status, message, notified, analysis, created FROM rekognition_jobs"
             ).fetchall()
+        stored: dict[str, bytes] = {}  # job id -> its pickled analysis, loaded when its results are first read
         for job_id, api, request, status, message, notified, analysis, created in rows:
             job = Job(job_id, api, json.loads(request), status, message, None, created)
-            if analysis is not None:
+            if analysis is not None and notified:
+                stored[job_id] = analysis
+            elif analysis is not None:  # its completion is published again below: with its results
                 with contextlib.suppress(Exception):
                     job.analysis = pickle.loads(analysis)  # noqa: S301 - our own file, in a private directory
-            if status == "SUCCEEDED" and job.analysis is None:
+            if status == "SUCCEEDED" and job.analysis is None and job_id not in stored:
                 job.status = "IN_PROGRESS"  # results lost: analyse again (and publish again)
             server._jobs[job_id] = job
             token = job.request.get("ClientRequestToken")
@@ -1356,8 +1359,29 @@ class RekognitionJobs:
             original_notify(job)
             self._save(job, notified=True)
 
+        loading = threading.Lock()
+
+        def analysis_of(job: Any) -> Any:
+            with loading:
+                return _load(job)
+
+        def _load(job: Any) -> Any:
+            blob = stored.pop(job.job_id, None)
+            if blob is not None and job.analysis is None:
+                try:
+                    job.analysis = pickle.loads(blob)  # noqa: S301 - our own file, in a private directory
+                except Exception as exc:  # e.g. written by another version of the engine: analyse again
+                    log.warning("the results of Rekognition job %s could not be read (%s): analysing again",
+                                job.job_id, exc)  # fmt: skip
+                    job.status = "IN_PROGRESS"
+                    with server._lock:
+                        server._active += 1
+                    server._pool.submit(original_run, job)
+            return job.analysis
+
         server.start_job = start_job
         server._notify = notify
+        server._analysis_of = analysis_of
         original_analyse = server._analyse
 
         def analyse(obj: dict) -> Any:
@@ -1390,7 +1414,6 @@ class RekognitionJobs:
                             server._active -= 1
 
                 server._pool.submit(publish)
-        del original_run
         return len(rerun)
 
     def _save(self, job: Any, notified: bool) -> None:
