@@ -33,6 +33,7 @@ from cliplake.contracts import ObjectRef, SegmentTask, VideoRecord, video_part
 from cliplake.lake import RawKey, parse_raw_key
 from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
 from cliplake.services import Services
+from cliplake.settings import SegmentsSettings
 from cliplake.tables import write_failed_rows
 
 logger = Logger(service="segment", child=True)
@@ -63,17 +64,18 @@ def single_pass_estimate_s(probed: Probe) -> float:
 def fans_out(svc: Services, probed: Probe) -> bool:
     """Whether a video to transcode is too long for one invocation (analyze then queues segments instead): longer
     than `single_pass_max_s`, or too many pixels to encode in the budget (a 4K video of a few minutes)."""
-    return probed.duration_s > svc.settings.single_pass_max_s or single_pass_estimate_s(probed) > SINGLE_PASS_BUDGET_S
+    return (
+        probed.duration_s > svc.group(SegmentsSettings).single_pass_max_s
+        or single_pass_estimate_s(probed) > SINGLE_PASS_BUDGET_S
+    )
 
 
 def transcodes(svc: Services) -> Transcodes:
-    return Transcodes(svc.settings.catalog_table, svc.catalog.client)
+    return Transcodes(svc.catalog.table, svc.catalog.client)
 
 
 def segment_queue(svc: Services) -> SegmentQueue:
-    if not svc.settings.segment_queue_url:
-        raise RuntimeError("CLIPLAKE_SEGMENT_QUEUE_URL is not set: long videos cannot be transcoded in segments")
-    return SegmentQueue(svc.settings.segment_queue_url, svc.sqs)
+    return SegmentQueue(svc.group(SegmentsSettings).segment_queue_url, svc.sqs)
 
 
 # --------------------------------------------------------------------------------------------------- fan-out
@@ -84,7 +86,7 @@ def start_fan_out(svc: Services, raw: RawKey, etag: str, probed: Probe) -> int:
     tasks = transcodes(svc)
     record = tasks.get(vid)
     if record is None or record.get("etag") != etag:
-        s = svc.settings
+        s = svc.group(SegmentsSettings)
         splits = split_points(svc.lake.presigned_url(raw.key), probed.duration_s, s.segment_length_s, s.max_segments)
         parts = [video_part(i) for i in range(len(splits))]
         if probed.has_audio:
@@ -96,13 +98,13 @@ def start_fan_out(svc: Services, raw: RawKey, etag: str, probed: Probe) -> int:
     splits = record["splits"]
     bodies = [
         SegmentTask(
-            kind="video", bucket=svc.settings.bucket, raw_key=raw.key, etag=etag, index=i, start=start,
+            kind="video", bucket=svc.lake.bucket, raw_key=raw.key, etag=etag, index=i, start=start,
             end=splits[i + 1] if i + 1 < len(splits) else None,
         ).model_dump()
         for i, start in enumerate(splits)
     ]  # fmt: skip
     if AUDIO_PART in record["parts"]:
-        bodies.append(SegmentTask(kind="audio", bucket=svc.settings.bucket, raw_key=raw.key, etag=etag).model_dump())
+        bodies.append(SegmentTask(kind="audio", bucket=svc.lake.bucket, raw_key=raw.key, etag=etag).model_dump())
     sent = segment_queue(svc).send(bodies)
     tasks.mark_dispatched(vid, etag)
     logger.info("transcode fanned out", extra={"video_id": vid, "segments": len(splits), "tasks": sent})
