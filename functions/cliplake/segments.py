@@ -22,7 +22,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
@@ -152,8 +152,15 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
 
 
 # ---------------------------------------------------------------------------------------------------- join
-def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) -> SegmentResult:
-    """Join the parts into the rendition once, remove them, then start the analysis as analyze does."""
+class Analysis(Protocol):
+    """What starts a video's analysis (`cliplake.analyze.analyze_object`: analyze imports this module)."""
+
+    def __call__(self, svc: Services, ref: ObjectRef) -> Any: ...
+
+
+def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int, analyze: Analysis) -> SegmentResult:
+    """Join the parts into the rendition once, remove them, then start the analysis with `analyze` (the analyze
+    stage's `analyze_object`)."""
     raw = parse_raw_key(task.raw_key)
     vid = raw.video_id
     tasks = transcodes(svc)
@@ -176,10 +183,8 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) ->
             heartbeat_video(svc, vid, "joined")
         elif not (tasks.get(vid) or {}).get("joined_at"):  # another join holds the claim and starts the analysis
             return SegmentResult(video_id=vid, outcome="skipped", reason="being joined by another invocation")
-    from cliplake.analyze import analyze_object  # analyze imports this module
-
     # The rendition is in the lake: analyze takes it as a retried attempt would (catalog-guarded, idempotent).
-    result = analyze_object(svc, ObjectRef(bucket=task.bucket, key=task.raw_key, etag=task.etag))
+    result = analyze(svc, ObjectRef(bucket=task.bucket, key=task.raw_key, etag=task.etag))
     return SegmentResult(video_id=vid, outcome=outcome, reason=f"analysis {result.outcome}")
 
 

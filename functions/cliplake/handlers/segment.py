@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cliplake.adapters.queue import back_off
 from cliplake.adapters.rekognition import Backpressure
+from cliplake.analyze import analyze_object
 from cliplake.contracts import SegmentSqsRecord
 from cliplake.segments import run_join, run_part
 from cliplake.services import get_services
@@ -30,7 +31,7 @@ def record_handler(record: SegmentSqsRecord) -> None:
         result = run_part(svc, task)
     else:
         try:
-            result = run_join(svc, task, record.messageId, JOIN_LEASE_S)
+            result = run_join(svc, task, record.messageId, JOIN_LEASE_S, analyze_object)
         except Backpressure as err:  # the join is done; starting the analysis waits for Rekognition's quota
             logger.info("Rekognition at its quota, backing off", extra={"key": task.raw_key, "reason": str(err)})
             back_off(svc.sqs, record)
