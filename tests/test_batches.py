@@ -16,7 +16,7 @@ from cliplake.adapters.catalog import video_key
 from cliplake.campaigns import get_current_campaign, list_campaigns, set_current_campaign
 from cliplake.completion import complete_video
 from cliplake.services import get_services
-from cliplake.settings import CampaignsSettings, SourcesSettings, get_settings
+from cliplake.settings import CampaignsSettings, IndexSettings, SourcesSettings, get_settings
 from cliplake_localcloud.scheduler import next_fire
 
 pytestmark = pytest.mark.e2e
@@ -239,7 +239,7 @@ def test_back_pressure_slots_are_bounded_and_released_once(catalog):
 
 
 def test_completing_a_video_twice_is_harmless(cloud, catalog):
-    svc = get_services()
+    svc = get_services(IndexSettings)
     vid = f"vtok{uuid.uuid4().hex[:8]}"
     catalog.tasks.put(vid, "not-a-real-token", "no-such-batch")
     assert complete_video(svc, vid, ok=False, reason="gone") is True  # InvalidToken swallowed
