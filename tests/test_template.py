@@ -175,7 +175,7 @@ def test_each_function_gets_exactly_the_variables_its_settings_read(sam, cfn):
 
     assert not [k for k in sam["Globals"]["Function"]["Environment"]["Variables"] if k.startswith(PREFIX)]
     functions = resources_of_type(cfn, "AWS::Lambda::Function")
-    assert len(functions) == 6
+    assert len(functions) >= 6  # (the loop below must not pass on an empty read)
     for lid, fn in functions.items():
         props = fn["Properties"]
         variables_of_fn = set(props["Environment"]["Variables"])
