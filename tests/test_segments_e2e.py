@@ -37,7 +37,7 @@ from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, plan_items_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import get_services
-from cliplake.settings import Settings
+from cliplake.settings import AnalyzeSettings, BatchesSettings
 from cliplake.sources.models import Candidate
 from cliplake_cli.cli import drop_files, wait_for_videos
 from cliplake_localcloud.dispatcher import Dispatcher
@@ -50,7 +50,7 @@ ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
 def _analyze_with_short_segments(event, context):
     """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
     reads for the fan-out; the segment stage takes its ranges from the tasks)."""
-    svc = get_services()
+    svc = get_services(AnalyzeSettings)
     svc = svc.replaced(svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
     for record in event["Records"]:
         for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
@@ -190,7 +190,7 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
         for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
             body = json.loads(m["Body"])
             tokens[body["input"]["item"]["video_id"]] = body["token"]
-    svc = get_services()
+    svc = get_services(AnalyzeSettings)
     vid, worked = runs["worked"]
     catalog.tasks.put(vid, tokens[vid], "b")
     deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
@@ -377,7 +377,7 @@ def _batch_record_fits(catalog, size: int) -> bool:
 def test_the_largest_batch_fits_its_catalog_record_even_if_every_video_fails(catalog):
     """The binding limit of a batch's size is no longer Step Functions (≈ 4,000 items at 63 B of results each)
     but the batch's record in the catalog: `max_batch_size` fits, 1,000 all failing does not."""
-    cap = Settings.model_fields["max_batch_size"].default
+    cap = BatchesSettings.model_fields["max_batch_size"].default
     assert _batch_record_fits(catalog, cap)
     assert not _batch_record_fits(catalog, 1000)
 

@@ -13,8 +13,7 @@ from cliplake.contracts import (
     VideoStatus,
 )
 from cliplake.services import Services
-
-TOP_LABELS = 10
+from cliplake.summarize import TOP_LABELS
 
 
 def summarize(svc: Services, msg: SummarizeTask) -> BatchSummary:
