@@ -1,5 +1,7 @@
-"""The durable server's large request bodies: streamed to files beside the journal, replayed from them after a
-crash, removed once a checkpoint holds them; and the server keeps no uploaded body alive after its request.
+"""The durable server's journal: large request bodies streamed to files beside it, replayed from them after a
+crash, removed once a checkpoint holds them; the server keeps no uploaded body alive after its request; a
+checkpoint (written by a forked child) names the last row it holds, so a crash before the rows are dropped does
+not replay them twice.
 
 Each phase runs in a child process (moto's backends are process-wide: a restore would replace the state of the
 session's local cloud): only moto's server behind the journal, no stack, so each takes a second or two.
@@ -91,6 +93,47 @@ def _restore(data: Path) -> dict[str, Any]:
     return result
 
 
+def _checkpoint_then_crash(data: Path) -> dict[str, Any]:
+    """Three messages sent, a checkpoint whose rows are not dropped (a crash right after its rename), one more."""
+    persistence, server, _ = _server(data)
+    sqs = _client(server, "sqs")
+    url = sqs.create_queue(QueueName="work")["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"before {i}")
+    persistence.journal.clear_through = lambda seq: None  # the process dies before it drops them
+    persistence.checkpoint()
+    sqs.send_message(QueueUrl=url, MessageBody="after")
+    print(json.dumps({"rows": persistence.journal.count}), flush=True)
+    os._exit(0)
+
+
+def _messages(data: Path) -> dict[str, Any]:
+    persistence, server, _ = _server(data)
+    sqs = _client(server, "sqs")
+    url = sqs.get_queue_url(QueueName="work")["QueueUrl"]
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [m["Body"] for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    result = {"bodies": sorted(bodies), "replayed": server.restored.replayed}
+    server.stop()
+    persistence.close(final_checkpoint=False)
+    return result
+
+
+def _client(server: Any, service: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        service, endpoint_url=f"http://127.0.0.1:{server.port}", region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+
+
+PHASES = {"upload": _upload, "restore": _restore, "checkpoint": _checkpoint_then_crash, "messages": _messages}
+
+
 def _run(phase: str, data: Path) -> dict[str, Any]:
     cmd = [sys.executable, __file__, phase, str(data)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
@@ -129,5 +172,13 @@ def test_after_a_crash_the_bodies_replay_from_their_files_and_a_checkpoint_remov
 
 if __name__ == "__main__":
     phase, where = sys.argv[1], Path(sys.argv[2])
-    out = _upload(where) if phase == "upload" else _restore(where)
+    out = PHASES[phase](where)
     print(json.dumps(out), flush=True)
+
+
+def test_a_crash_after_a_checkpoint_before_its_rows_are_dropped_replays_only_the_rows_after_it(tmp_path):
+    crashed = _run("checkpoint", tmp_path / "data")
+    assert crashed["rows"] >= 5  # create, three sends, one after: all still in the journal
+    restored = _run("messages", tmp_path / "data")
+    assert restored["bodies"] == ["after", "before 0", "before 1", "before 2"]  # once each, none twice
+    assert restored["replayed"] == 1

@@ -81,13 +81,17 @@ class ChildCloud:
         return out
 
     def rss_bytes(self) -> int:
+        """Resident memory of the process tree, each shared page counted once (the sum of the processes' PSS):
+        a checkpoint's forked child shares the cloud's pages, ffmpeg's processes share their libraries. VmRSS
+        where the kernel has no smaps_rollup."""
         total = 0
         for pid in self.pids():
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
+                rollup = Path(f"/proc/{pid}/smaps_rollup")
+                wanted = ("Pss:",) if rollup.exists() else ("VmRSS:",)
+                text = (rollup if rollup.exists() else Path(f"/proc/{pid}/status")).read_text()
+                total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(wanted))
+            except (OSError, ValueError):
                 pass
         return total
 

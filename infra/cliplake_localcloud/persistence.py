@@ -17,9 +17,11 @@ How, with moto's own models (its maintainers declined a persistence layer, getmo
   is never whole in memory on its way in, nor copied into SQLite.
 - **Checkpoints**: every few seconds of writes (and on a clean stop) the backends of every service in use are
   pickled in one file (`state.pickle`, written to a temporary file and renamed), with a small `Pickler` for what
-  does not pickle (locks, conditions, threads, SSM's parameter dict), and the journal is emptied. Mutating requests
-  are serialised by one lock, which the checkpoint also holds. A restart loads the checkpoint into moto's existing
-  module-level backend dicts and replays the journal's tail.
+  does not pickle (locks, conditions, threads, SSM's parameter dict), and the journal rows it holds are dropped.
+  Mutating requests are serialised by one lock; a checkpoint holds it only to fork: a child process pickles its
+  copy-on-write snapshot while the server goes on (as Redis' BGSAVE), and the snapshot names the last journal row
+  it holds. A restart loads the checkpoint into moto's existing module-level backend dicts and replays the rows
+  after that one.
 - **S3 bodies are files** (`s3/.bodies/<id>`, written once, never modified), with the newest version of each key
   hard-linked at `s3/<bucket>/<key>` so that `media-raw/` and `media-processed/` can be looked at on disk. A
   checkpoint keeps the path only; bodies no longer referenced are removed at the next checkpoint. Multipart
@@ -51,6 +53,7 @@ import sqlite3
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 import weakref
@@ -218,8 +221,8 @@ class Journal:
         """An entry's request body: its bytes, or the path of its file."""
         return self.bodies / payload["body_file"] if "body_file" in payload else body or b""
 
-    def entries(self) -> Iterator[tuple[int, str, dict[str, Any], bytes | None]]:
-        last = 0
+    def entries(self, after: int = 0) -> Iterator[tuple[int, str, dict[str, Any], bytes | None]]:
+        last = after
         while True:  # in pages, so that a journal of large bodies is not all in memory at once
             rows = self.conn.execute(
                 "SELECT seq, kind, payload, body FROM journal WHERE seq > ? ORDER BY seq LIMIT 64", (last,)
@@ -230,14 +233,26 @@ class Journal:
                 last = seq
                 yield seq, kind, json.loads(payload), body
 
-    def clear(self) -> None:
-        self.conn.execute("DELETE FROM journal")
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for name in self._files:
-            (self.bodies / name).unlink(missing_ok=True)
-        self._files.clear()
-        self.count = 0
-        self.bytes = 0
+    def last_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
+
+    def clear_through(self, seq: int) -> None:
+        """Drop the rows up to `seq` (a checkpoint holds them) and their body files."""
+        for payload, size in self.conn.execute(
+            "SELECT payload, length(body) FROM journal WHERE seq <= ?", (seq,)
+        ).fetchall():
+            name = json.loads(payload).get("body_file")
+            if name:
+                path = self.bodies / name
+                self.bytes -= path.stat().st_size if path.exists() else 0
+                path.unlink(missing_ok=True)
+                self._files.discard(name)
+            self.bytes -= size or 0
+            self.count -= 1
+        self.conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,))
+        if not self.count:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.bytes = max(0, self.bytes)
 
     def close(self) -> None:
         self.conn.close()
@@ -896,12 +911,13 @@ class Persistence:
     def restore(self, app: Any) -> Restored:
         started = time.perf_counter()
         result = Restored()
+        held = 0  # the last journal row the checkpoint holds
         if self.dir.checkpoint.exists():
-            self._load_checkpoint()
+            held = self._load_checkpoint()
             result.checkpoint_loaded = True
         _tls.replaying = True
         try:
-            for seq, kind, payload, body in self.journal.entries():
+            for seq, kind, payload, body in self.journal.entries(after=held):
                 try:
                     with seeded(payload.get("seed", seq)):
                         self._replay(app, kind, payload, body)
@@ -918,7 +934,8 @@ class Persistence:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _load_checkpoint(self) -> None:
+    def _load_checkpoint(self) -> int:
+        """Load `state.pickle` into moto's backends; returns the last journal row it holds."""
         with self.dir.checkpoint.open("rb") as f, _gc_paused():
             state = pickle.load(f)  # noqa: S301 - our own file, in a private directory
         from moto.core.base_backend import BackendDict
@@ -929,6 +946,7 @@ class Persistence:
             dict.update(live, loaded)
             if live not in BackendDict._instances:
                 BackendDict._instances.append(live)
+        return int(state.get("journal_seq", 0))
 
     def _replay(self, app: Any, kind: str, payload: dict[str, Any], body: bytes | None) -> None:
         if kind == "http":
@@ -1074,40 +1092,46 @@ class Persistence:
                     log.exception("checkpoint failed (the journal keeps everything; next try in a moment)")
 
     def checkpoint(self) -> None:
-        """Pickle every backend in use, replace `state.pickle`, empty the journal, drop unreferenced bodies."""
+        """Pickle every backend in use into `state.pickle`, drop the journal's rows it holds and the bodies nothing
+        refers to any more.
+
+        Writes wait only while the state is forked (copy-on-write, as Redis' BGSAVE): a child process pickles the
+        snapshot, the server goes on. Pickled under the lock instead, a checkpoint of 10,000 videos (2-4 s) held
+        every write that long, every few seconds. The snapshot names the last journal row it holds: a crash
+        between its rename and the rows' deletion replays only the rows after it. Without `os.fork` (Windows), the
+        state is pickled under the lock."""
         started = time.perf_counter()
         with self.lock:
-            tmp = self.dir.checkpoint.with_suffix(".tmp")
-            for attempt in range(20):  # an execution's thread may change its history while we pickle it
-                try:
-                    with tmp.open("wb") as f, _gc_paused():
-                        try:
-                            if not _FastPickler.dispatch_table:
-                                _FastPickler.dispatch_table = _fast_dispatch_table()
-                            _FastPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
-                        except (TypeError, AttributeError, pickle.PicklingError) as exc:
-                            log.debug("checkpoint with the general pickler (%s)", exc)
-                            f.seek(0)
-                            f.truncate()
-                            _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
-                        f.flush()
-                        os.fsync(f.fileno())
-                    break
-                except RuntimeError as exc:
-                    if attempt == 19:
-                        raise
-                    log.debug("checkpoint retried: %s", exc)
-                    time.sleep(0.01)
-            tmp.replace(self.dir.checkpoint)
-            self.journal.clear()
+            seq = self.journal.last_seq()
+            with FileBody.live_lock:
+                live_then = set(FileBody.live)  # the bodies the snapshot refers to
             self._dirty_since = None
-            self._collect_bodies()
+            pid = _fork() if hasattr(os, "fork") else None
+            if pid == 0:  # the child: the snapshot is its memory; only this thread exists here
+                code = 1
+                try:
+                    _write_state(self.dir.checkpoint, seq)
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            if pid is None:
+                _write_state(self.dir.checkpoint, seq)
+        if pid is not None:
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                self.dir.checkpoint.with_suffix(".tmp").unlink(missing_ok=True)
+                raise RuntimeError(f"the checkpoint's process failed (wait status {status}); the journal keeps all")
+        with self.lock:
+            self.journal.clear_through(seq)
+            self._collect_bodies(live_then)
         self.checkpoints += 1
         self.last_checkpoint_s = time.perf_counter() - started
 
-    def _collect_bodies(self) -> None:
+    def _collect_bodies(self, live_then: set[str]) -> None:
         with FileBody.live_lock:
-            live = set(FileBody.live)
+            live = set(FileBody.live) | live_then
         for path in self.dir.bodies.iterdir():
             if path.name not in live and not path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
@@ -1428,6 +1452,44 @@ class RekognitionJobs:
                 (job.job_id, job.api, json.dumps(job.request), job.status, job.message, int(notified), analysis,
                  job.created),
             )  # fmt: skip
+
+
+# ============================================================================================ checkpoint files
+def _fork() -> int:
+    """`os.fork()` while other threads run. Safe here: the child only pickles (no lock of theirs is taken: the
+    pickler makes new locks) and writes one file, then leaves with `os._exit`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: "multi-threaded, use of fork()..."
+        return os.fork()
+
+
+def _write_state(path: Path, seq: int) -> None:
+    """Pickle every backend in use into `path` (written aside, then renamed); `seq`: the last journal row held."""
+    tmp = path.with_suffix(".tmp")
+    for attempt in range(20):  # under the lock in this process, an execution's thread may change its history
+        try:
+            with tmp.open("wb") as f, _gc_paused():
+                state = {"backends": _backend_dicts(), "journal_seq": seq}
+                try:
+                    if not _FastPickler.dispatch_table:
+                        _FastPickler.dispatch_table = _fast_dispatch_table()
+                    _FastPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+                except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                    log.debug("checkpoint with the general pickler (%s)", exc)
+                    f.seek(0)
+                    f.truncate()
+                    _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+                f.flush()
+                os.fsync(f.fileno())
+            break
+        except RuntimeError as exc:
+            if attempt == 19:
+                raise
+            log.debug("checkpoint retried: %s", exc)
+            time.sleep(0.01)
+    tmp.replace(path)
 
 
 # ================================================================================================ the server
