@@ -80,17 +80,18 @@ class ChildCloud:
                     todo += [int(c) for c in (task / "children").read_text().split()]
         return out
 
-    def rss_bytes(self) -> int:
-        """Resident memory of the process tree, each shared page counted once (the sum of the processes' PSS):
-        a checkpoint's forked child shares the cloud's pages, ffmpeg's processes share their libraries. VmRSS
-        where the kernel has no smaps_rollup."""
+    def memory_bytes(self) -> int:
+        """What the local cloud holds in memory: the resident memory of its process, plus what its child processes
+        (ffmpeg, a checkpoint's fork) hold of their own, not the pages they share with it (a forked child shares
+        almost all; summing their resident memory counted those twice)."""
         total = 0
         for pid in self.pids():
+            own = pid != (self.proc.pid if self.proc else None)
+            rollup = Path(f"/proc/{pid}/smaps_rollup")
+            fields = ("Private_Clean:", "Private_Dirty:") if own and rollup.exists() else ("VmRSS:",)
             try:
-                rollup = Path(f"/proc/{pid}/smaps_rollup")
-                wanted = ("Pss:",) if rollup.exists() else ("VmRSS:",)
-                text = (rollup if rollup.exists() else Path(f"/proc/{pid}/status")).read_text()
-                total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(wanted))
+                text = (rollup if fields[0] != "VmRSS:" else Path(f"/proc/{pid}/status")).read_text()
+                total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(fields))
             except (OSError, ValueError):
                 pass
         return total
