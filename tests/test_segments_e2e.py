@@ -12,34 +12,40 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+import boto3
 import pytest
 from batchkit import history, max_overlap, states_role, wait_execution
-from botocore.exceptions import ClientError
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
-from cliplake.adapters.catalog import now_iso, video_key
+from cliplake.adapters.catalog import MAX_REASON, Catalog, batch_key, now_iso, video_key
 from cliplake.adapters.s3 import Lake
+from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
 from cliplake.batches.plan import batch_record
+from cliplake.batches.summary import run_summarize
 from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import (
-    BatchFailure,
     BatchItem,
+    BatchItemRef,
+    BatchSummary,
     ObjectRef,
     PlanTask,
     S3NotificationSqsRecord,
     SegmentTask,
+    SummarizeTask,
+    VideoStatus,
     VideoSummary,
 )
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, plan_items_key, video_id_for
 from cliplake.media import ffmpeg_exe
-from cliplake.services import get_services
+from cliplake.services import Services, get_services
 from cliplake.settings import Settings
 from cliplake.sources.models import Candidate
 from cliplake_cli.cli import drop_files, wait_for_videos
+from cliplake_localcloud.cloud import REGION
 from cliplake_localcloud.dispatcher import Dispatcher
 from cliplake_localcloud.template import load_template
 
@@ -252,10 +258,23 @@ def _plan_items_grant(cloud) -> dict:
     return {**grant, "Resource": resource}
 
 
+def _function_session(cloud, logical_id: str) -> boto3.session.Session:
+    """A session with the credentials of a function's own execution role (IAM enforced, as its handler has)."""
+    env, _ = cloud.function_environment(cloud.functions[logical_id])
+    return boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=REGION,
+                                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                 aws_session_token=env["AWS_SESSION_TOKEN"])  # fmt: skip
+
+
+FAILED_REASON = "download failed: HTTP 404 Not Found from upload.wikimedia.org after 3 attempts"
+
+
 def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, timeout_s: float = 300) -> dict:
     """The batch state machine (the real definition, its queues replaced by scratch ones this test answers) run
     over `items` planned videos written to the lake as the batch function writes them, every `fail_every`-th
-    failed by its stage: the parent's history and every payload's size (events, messages)."""
+    failed by its stage: the parent's history and every payload's size (events, messages). The batch record is
+    real: its items written to the catalog as the Plan task writes them, the summary made by the batch function's
+    own code, its catalog calls under its role (items and videos read, outcomes written; the email published)."""
     sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     queues = {name: sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("b", "i")}
     definition = ASL.read_text()
@@ -271,12 +290,20 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
     arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
     name = f"events-{items}-{uuid.uuid4().hex[:6]}"
     lake = Lake(cloud.outputs["MediaBucketName"], cloud.client("s3"))
-    lake.put_json(plan_items_key(name), [_typical_item(i) for i in range(items)])
+    planned = [_typical_item(i) for i in range(items)]
+    lake.put_json(plan_items_key(name), planned)
+    table = cloud.outputs["CatalogTableName"]
+    stages = Catalog(table, cloud.client("dynamodb"))  # what the stages write of each video
+    session = _function_session(cloud, "BatchFunction")
+    # the catalog as the batch function reaches it (its role); the tokens of this scratch machine as the admin
+    batch_ddb = session.client("dynamodb", endpoint_url=cloud.endpoint_url)
+    batch_fn = Services(Settings(), session, catalog=Catalog(table, batch_ddb), tokens=TaskTokens(sfn))
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
     plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
             "offline": False, "sources_failed": {}, "empty_reason": "", "items_key": plan_items_key(name),
             "item_count": items}  # fmt: skip
     sizes: list[int] = []
+    summary: BatchSummary | None = None
     answered, deadline = 0, time.monotonic() + timeout_s
     while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
         assert time.monotonic() < deadline, f"{answered} of {items} items answered"
@@ -285,18 +312,29 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
             for m in messages:
                 sizes.append(len(m["Body"].encode()))
                 body = json.loads(m["Body"])
-                if queue == "b" and body["task"] == "plan":
+                if queue == "b" and body["task"] == "plan":  # the batch record as plan writes it
+                    task = PlanTask.model_validate(body)
+                    batch_fn.catalog.batches.put(batch_record(task, "history", 40, now_iso()))
+                    refs = [BatchItemRef.model_validate(i) for i in planned]
+                    batch_fn.catalog.batches.put_items(name, refs)
+                    batch_fn.catalog.batches.update(name, status="RUNNING", received=items)
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
                 elif queue == "b":
-                    summary = {"subject": "cliplake batch", "message": "done", "batch_id": name}
-                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(summary))
+                    summary = run_summarize(batch_fn, SummarizeTask.model_validate(body))
                 elif answered % fail_every == fail_every - 1:
                     assert body["batch_id"] == name  # the parent's name, though the item runs in a child execution
+                    stages.videos.set_status(body["input"]["item"]["video_id"], VideoStatus.FAILED,
+                                             reason=FAILED_REASON)  # fmt: skip
                     sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
                     answered += 1
                 else:
                     vid = body["input"]["item"]["video_id"]
                     labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
+                    top = [
+                        {"name": n, "max_confidence": 90.0 - i, "total_ms": 1000, "segments": 1}
+                        for i, n in enumerate(labels)
+                    ]
+                    stages.videos.set_status(vid, VideoStatus.INDEXED, top_labels=top)
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(
                         {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
                     answered += 1
@@ -306,9 +344,11 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
         time.sleep(0.02)
     events = history(sfn, execution)
     return {
+        "name": name,
         "status": sfn.describe_execution(executionArn=execution)["status"],
         "events": events,
         "answered": answered,
+        "summary": summary,
         "largest": max(sizes + [n for e in events for n in _payloads(e)]),
     }
 
@@ -336,16 +376,21 @@ def _child_events(cloud) -> dict[str, int]:
     return counts
 
 
-def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud):
+def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud, catalog):
     """1,000 planned videos through the real definition in the local cloud, a fifth of them failing (the Catch
     path): the items are read from the lake and each video is a child execution, so the batch's own history does
-    not grow with its items, and no payload (event, task message, the Map's results) reaches 256 KiB."""
+    not grow with its items, and no payload (event, task message, the Map's results, the summary) reaches 256 KiB.
+    The batch's catalog record is real: 1,000 item records, summarised by the batch function's code."""
     small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 1000, 5)
     assert small["status"] == large["status"] == "SUCCEEDED" and large["answered"] == 1000
     child = _child_events(cloud)
+    summary = large["summary"]
+    meta = cloud.client("dynamodb").get_item(TableName=cloud.outputs["CatalogTableName"], Key=batch_key(large["name"]))
     print(f"parent history: {len(small['events'])} events at 5 items, {len(large['events'])} at 1,000; "
           f"child execution: {child['indexed']} events indexed, {child['failed']} failed (quota 25,000 each); "
-          f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB)")  # fmt: skip
+          f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB); "
+          f"summary email {len(summary.message.encode()) / 1024:.1f} KiB listing {len(summary.failures)} of "
+          f"{summary.failed} failures; batch record {len(json.dumps(meta['Item'])) / 1024:.1f} KiB")  # fmt: skip
     assert len(large["events"]) == len(small["events"]) < 100  # no event per item in the batch's history
     assert max(child.values()) < 25 < 25_000
     assert large["largest"] < 256 * 1024
@@ -355,31 +400,42 @@ def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud):
     # the items the Map reads are far over the quota: they could not be the Plan state's output
     assert len(json.dumps([_typical_item(i) for i in range(1000)])) > 4 * 256 * 1024
 
+    # the summary: counted from the catalog, the first failures listed, the email published (Notify succeeded)
+    assert (summary.received, summary.processed, summary.failed) == (1000, 800, 200)
+    assert len(summary.failures) + summary.failures_unlisted == 200 and summary.failures_unlisted > 0
+    assert summary.subject == "cliplake batch history: 800/1000 indexed, 200 failed"
+    assert len(summary.message.encode()) < 256 * 1024
+    output = json.loads(sfn_output(large["events"]))
+    assert output["message"] == summary.message and output["failed"] == 200
+    assert summary.top_labels[0].name == "Nature" and summary.top_labels[0].videos == 800
+    # the record: small whatever the batch's size; its 1,000 items each with its outcome and reason
+    assert len(json.dumps(meta["Item"])) < 32 * 1024
+    record = catalog.get_batch(large["name"])
+    assert (record["status"], record["received"], record["failed"]) == ("SUCCEEDED", 1000, 200)
+    assert [i["video_id"] for i in record["items"]] == [_typical_item(i)["video_id"] for i in range(1000)]
+    assert Counter(i["outcome"] for i in record["items"]) == {"INDEXED": 800, "FAILED": 200}
+    assert {i["reason"] for i in record["items"] if i["outcome"] == "FAILED"} == {FAILED_REASON}
 
-def _batch_record_fits(catalog, size: int) -> bool:
-    """Whether the catalog stores a batch record of `size` typical items, every one failed, as plan and summarize
-    write it (the items and the failures are lists in the one batch item; DynamoDB's limit is 400 KB an item)."""
+
+def sfn_output(events: list[dict]) -> str:
+    return next(e for e in events if e["type"] == "ExecutionSucceeded")["executionSucceededEventDetails"]["output"]
+
+
+def test_the_largest_batch_fits_the_catalog_even_if_every_video_fails(catalog):
+    """`max_batch_size` items, every one failed with the longest reason the catalog keeps: the items are records of
+    their own, so the batch record does not grow (one item of 1,000 items and failures did not fit in 400 KB)."""
+    size = Settings.model_fields["max_batch_size"].default
+    assert size >= 1000
     bid = f"cap-{size}-{uuid.uuid4().hex[:6]}"
     catalog.batches.put(batch_record(PlanTask(task="plan", token="t", batch_id=bid), "history", 5, now_iso()))
-    items = [_typical_item(i) for i in range(size)]
-    planned = [{k: i[k] for k in ("video_id", "source", "title", "raw_key")} for i in items]
-    reason = "download failed: HTTP 404 Not Found from upload.wikimedia.org after 3 attempts"
-    failures = [BatchFailure(video_id=i["video_id"], title=i["title"], reason=reason).model_dump() for i in items]
-    try:
-        catalog.batches.update(bid, items=planned, received=size)
-        catalog.batches.update(bid, failures=failures, failed=size)
-    except ClientError as err:
-        assert "maximum allowed size" in str(err)
-        return False
-    return catalog.get_batch(bid)["failed"] == size
-
-
-def test_the_largest_batch_fits_its_catalog_record_even_if_every_video_fails(catalog):
-    """The binding limit of a batch's size is no longer Step Functions (≈ 4,000 items at 63 B of results each)
-    but the batch's record in the catalog: `max_batch_size` fits, 1,000 all failing does not."""
-    cap = Settings.model_fields["max_batch_size"].default
-    assert _batch_record_fits(catalog, cap)
-    assert not _batch_record_fits(catalog, 1000)
+    placed = catalog.batches.put_items(bid, [BatchItemRef.model_validate(_typical_item(i)) for i in range(size)])
+    reason = (FAILED_REASON + "; ") * 20
+    catalog.batches.record_outcomes(bid, [p.model_copy(update={"outcome": "FAILED", "reason": reason}) for p in placed])
+    catalog.batches.update(bid, failed=size)
+    record = catalog.get_batch(bid)
+    assert record["failed"] == size and len(record["items"]) == size
+    assert {len(i["reason"]) for i in record["items"]} == {MAX_REASON}
+    assert len(json.dumps(catalog.client.get_item(TableName=catalog.table, Key=batch_key(bid))["Item"])) < 4096
 
 
 def test_the_batch_cannot_read_its_items_without_the_templates_grant(cloud):

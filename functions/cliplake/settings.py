@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Batches (the Step Functions wrapper).
     batch_state_machine_arn: str = Field(default="", description="The batch state machine.")
     notifications_topic_arn: str = Field(default="", description="SNS topic of batch summaries and alarms.")
-    max_batch_size: int = Field(default=800, ge=1, description="Most videos one batch plans (README: Batches).")
+    max_batch_size: int = Field(default=1000, ge=1, description="Most videos one batch plans (README: Batches).")
     default_max_concurrency: int = Field(default=5, ge=1, le=40, description="Videos a batch has in flight.")
     source_timeout_s: float = Field(default=10.0, gt=0, description="Connect/read timeout of source searches.")
 

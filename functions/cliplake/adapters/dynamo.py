@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 _ser, _de = TypeSerializer(), TypeDeserializer()
 Key = dict[str, dict[str, str]]
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's limit of requests per call
+UNPROCESSED_RETRIES = 8  # resends of what BatchWriteItem left unprocessed (throttling), with a growing pause
 
 
 def now_iso() -> str:
@@ -181,13 +183,21 @@ class Table:
             return True
         return self.attempt(self.client.transact_write_items, TransactItems=items) is not None
 
-    def batch_write(self, requests: Iterable[dict[str, Any]]) -> None:
-        """`BatchWriteItem` in chunks of 25, retrying what DynamoDB leaves unprocessed."""
+    def batch_write(self, requests: Iterable[dict[str, Any]], pause_s: float = 0.05) -> None:
+        """`BatchWriteItem` in chunks of 25, sending what DynamoDB leaves unprocessed again after a pause that
+        doubles (capped at 1 s); raises when some are still unprocessed after `UNPROCESSED_RETRIES` resends."""
         pending_all = list(requests)
         for i in range(0, len(pending_all), BATCH_WRITE_LIMIT):
             pending: dict[str, Any] = {self.name: pending_all[i : i + BATCH_WRITE_LIMIT]}
-            while pending:
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+                if not pending:
+                    break
+            else:
+                left = len(pending.get(self.name, []))
+                raise RuntimeError(f"BatchWriteItem left {left} request(s) unprocessed after {attempt} resends")
 
     def query(
         self,
