@@ -44,6 +44,7 @@ from cliplake.media import ffmpeg_exe
 from cliplake.services import Services, get_services
 from cliplake.settings import Settings
 from cliplake.sources.models import Candidate
+from cliplake_cli.bench import item_paths
 from cliplake_cli.cli import drop_files, wait_for_videos
 from cliplake_localcloud.cloud import REGION
 from cliplake_localcloud.dispatcher import Dispatcher
@@ -304,6 +305,7 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
             "item_count": items}  # fmt: skip
     sizes: list[int] = []
     summary: BatchSummary | None = None
+    summarize_s = 0.0
     answered, deadline = 0, time.monotonic() + timeout_s
     while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
         assert time.monotonic() < deadline, f"{answered} of {items} items answered"
@@ -320,7 +322,9 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
                     batch_fn.catalog.batches.update(name, status="RUNNING", received=items)
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
                 elif queue == "b":
+                    t0 = time.monotonic()
                     summary = run_summarize(batch_fn, SummarizeTask.model_validate(body))
+                    summarize_s = time.monotonic() - t0
                 elif answered % fail_every == fail_every - 1:
                     assert body["batch_id"] == name  # the parent's name, though the item runs in a child execution
                     stages.videos.set_status(body["input"]["item"]["video_id"], VideoStatus.FAILED,
@@ -349,17 +353,18 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
         "events": events,
         "answered": answered,
         "summary": summary,
+        "summarize_s": summarize_s,
         "largest": max(sizes + [n for e in events for n in _payloads(e)]),
     }
 
 
-def _child_events(cloud) -> dict[str, int]:
+def _child_events(cloud) -> tuple[dict[str, int], dict[str, list[str]]]:
     """The history of one child execution (the real item processor run as a machine, as the Distributed Map runs
-    each video), on the success path and on the Catch path."""
+    each video), on the success path and on the Catch path: its events, and the states it entered."""
     sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     queue_url = sqs.create_queue(QueueName=f"child-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = _item_machine(cloud, queue_url, heartbeat_s=3600)
-    counts = {}
+    counts, entered = {}, {}
     for outcome in ("indexed", "failed"):
         item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": _typical_item(0)}
         run = sfn.start_execution(stateMachineArn=arn, name=f"{outcome}-{uuid.uuid4().hex[:6]}",
@@ -372,8 +377,10 @@ def _child_events(cloud) -> dict[str, int]:
             sfn.send_task_failure(taskToken=token, error="VideoFailed", cause="probe: not a video")
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         assert wait_execution(sfn, run, 30)["status"] == "SUCCEEDED"
-        counts[outcome] = len(history(sfn, run))
-    return counts
+        events = history(sfn, run)
+        counts[outcome] = len(events)
+        entered[outcome] = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("Entered")]
+    return counts, entered
 
 
 def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud, catalog):
@@ -383,14 +390,21 @@ def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud, catalog):
     The batch's catalog record is real: 1,000 item records, summarised by the batch function's code."""
     small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 1000, 5)
     assert small["status"] == large["status"] == "SUCCEEDED" and large["answered"] == 1000
-    child = _child_events(cloud)
+    child, entered = _child_events(cloud)
+    paths = item_paths(json.loads(ASL.read_text()))  # what `make bench`'s cost model bills per video
+    assert (
+        (entered["indexed"], entered["failed"])
+        == (paths["success"], paths["catch"])
+        == (["Video"], ["Video", "VideoFailed"])
+    )
     summary = large["summary"]
     meta = cloud.client("dynamodb").get_item(TableName=cloud.outputs["CatalogTableName"], Key=batch_key(large["name"]))
     print(f"parent history: {len(small['events'])} events at 5 items, {len(large['events'])} at 1,000; "
           f"child execution: {child['indexed']} events indexed, {child['failed']} failed (quota 25,000 each); "
           f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB); "
           f"summary email {len(summary.message.encode()) / 1024:.1f} KiB listing {len(summary.failures)} of "
-          f"{summary.failed} failures; batch record {len(json.dumps(meta['Item'])) / 1024:.1f} KiB")  # fmt: skip
+          f"{summary.failed} failures; batch record {len(json.dumps(meta['Item'])) / 1024:.1f} KiB; "
+          f"summarised in {large['summarize_s']:.1f} s")  # fmt: skip
     assert len(large["events"]) == len(small["events"]) < 100  # no event per item in the batch's history
     assert max(child.values()) < 25 < 25_000
     assert large["largest"] < 256 * 1024
