@@ -99,9 +99,10 @@ OPERATIONS: dict[str, list[Need]] = {
     "catalog.register": _ddb("PutItem", "UpdateItem", why="register_video, record_jobs (transactions)"),
     "catalog.index": _ddb("GetItem", "UpdateItem", "BatchWriteItem", why="index_summary, _write_labels"),
     "catalog.batches": _ddb("GetItem", "PutItem", "UpdateItem", why="get/put/update_batch, get_video, get_task"),
-    "catalog.batch_items": _ddb(
-        "BatchWriteItem", "Query", why="Batches.put_items/record_outcomes (BatchWriteItem), items/all_items (Query)"
-    ),
+    "catalog.batch_items": [
+        *_ddb("BatchWriteItem", "Query", why="Batches.put_items/record_outcomes (BatchWriteItem), all_items (Query)"),
+        *_ddb("BatchGetItem", why="batches.summary.outcomes: Videos.get_many, Tasks.get_many"),
+    ],
     "catalog.dedupe": _ddb("GetItem", why="seen, seen_hash (planning)"),
     "catalog.transcodes": _ddb("GetItem", "PutItem", "UpdateItem", why="adapters/transcodes.Transcodes (TRANSCODE#)"),
     "catalog.tasks": _ddb("PutItem", "UpdateItem", why="put_task, mark_ingested, finish/reopen_task"),

@@ -139,3 +139,21 @@ def test_batch_write_gives_up_when_dynamodb_keeps_the_items_unprocessed(monkeypa
         stub.add_response("batch_write_item", {"UnprocessedItems": {"t": requests[1:]}})
     with stub, pytest.raises(RuntimeError, match="2 request"):
         table.batch_write(requests)
+
+
+def test_batch_get_asks_100_keys_a_call_once_each_and_again_for_the_unprocessed(monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr(dynamo.time, "sleep", pauses.append)
+    table, stub = _stubbed()
+    keys = [{"pk": {"S": "p"}, "sk": {"S": f"s{i}"}} for i in range(130)]
+    first, second = keys[:100], keys[100:]
+    left = {"t": {"Keys": first[90:]}}
+    stub.add_response("batch_get_item", {"Responses": {"t": first[:90]}, "UnprocessedKeys": left},
+                      {"RequestItems": {"t": {"Keys": first, "ConsistentRead": True}}})  # fmt: skip
+    stub.add_response("batch_get_item", {"Responses": {"t": first[90:]}}, {"RequestItems": left})
+    stub.add_response("batch_get_item", {"Responses": {"t": second[:-1]}},  # the last key has no item
+                      {"RequestItems": {"t": {"Keys": second, "ConsistentRead": True}}})  # fmt: skip
+    with stub:
+        found = table.batch_get(keys + keys[:5])  # a key asked twice is asked once (DynamoDB refuses repeats)
+        stub.assert_no_pending_responses()
+    assert [f["sk"] for f in found] == [f"s{i}" for i in range(129)] and pauses == [0.05]

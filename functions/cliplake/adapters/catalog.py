@@ -192,6 +192,11 @@ class Videos:
         item = self.table.get(video_key(video_id))
         return VideoRecord.model_validate(item) if item else None
 
+    def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoRecord]:
+        """The records of the videos that exist, by id (BatchGetItem, 100 a call)."""
+        ids = {video_key(v)["pk"]["S"]: v for v in video_ids}
+        return {ids[i["pk"]]: VideoRecord.model_validate(i) for i in self.table.batch_get(map(video_key, ids.values()))}
+
     def register(
         self,
         video_id: str,
@@ -406,6 +411,11 @@ class Tasks:
     def get(self, video_id: str) -> TaskRecord | None:
         item = self.table.get(task_key(video_id))
         return TaskRecord.model_validate(item) if item else None
+
+    def get_many(self, video_ids: Sequence[str]) -> dict[str, TaskRecord]:
+        """The batch items of the videos that have one, by video id (BatchGetItem, 100 a call)."""
+        ids = {task_key(v)["pk"]["S"]: v for v in video_ids}
+        return {ids[i["pk"]]: TaskRecord.model_validate(i) for i in self.table.batch_get(map(task_key, ids.values()))}
 
     def finish(self, video_id: str, outcome: str, reason: str = "") -> TaskRecord | None:
         """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or

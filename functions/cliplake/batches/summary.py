@@ -31,19 +31,23 @@ def outcomes(svc: Services, msg: SummarizeTask) -> tuple[list[BatchItemRef], lis
     """Each planned item with its outcome (INDEXED, or FAILED with a reason from the catalog), in plan order, and
     the batch's top labels."""
     results = {r.get("video_id"): r for r in msg.results if isinstance(r, dict) and r.get("video_id")}
+    planned = svc.catalog.batches.all_items(msg.batch_id)
+    videos = svc.catalog.videos.get_many([it.video_id for it in planned])  # 100 a call, not one by one
+    indexed = {vid for vid, v in videos.items() if v.status == VideoStatus.INDEXED}
+    tasks = svc.catalog.tasks.get_many([it.video_id for it in planned if it.video_id not in indexed])
     items: list[BatchItemRef] = []
     labels: dict[str, BatchLabel] = {}
-    for it in svc.catalog.batches.all_items(msg.batch_id):
+    for it in planned:
         vid = it.video_id
-        video = svc.catalog.videos.get(vid)
-        if video is not None and video.status == VideoStatus.INDEXED:
+        video = videos.get(vid)
+        if vid in indexed and video is not None:
             items.append(it.model_copy(update={"outcome": VideoStatus.INDEXED.value, "reason": ""}))
             for t in video.top_labels:
                 seen = labels.setdefault(t.name, BatchLabel(name=t.name, videos=0, max_confidence=0.0))
                 seen.videos += 1
                 seen.max_confidence = max(seen.max_confidence, round(t.max_confidence, 2))
             continue
-        task = svc.catalog.tasks.get(vid)
+        task = tasks.get(vid)
         error = (results.get(vid) or {}).get("error", "")
         reason = (video.reason if video else "") or (task.reason if task else "")
         if not reason:
