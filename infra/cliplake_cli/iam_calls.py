@@ -134,7 +134,11 @@ OPERATIONS: dict[str, list[Need]] = {
         Need("sqs:SendMessage", "${SegmentQueue.Arn}", why="adapters/transcodes.SegmentQueue.send (SendMessageBatch)")
     ],
     "sqs.segment_back_off": [
-        Need("sqs:ChangeMessageVisibility", "${SegmentQueue.Arn}", why="handlers/segment: back_off of a join")
+        Need(
+            "sqs:ChangeMessageVisibility",
+            "${SegmentQueue.Arn}",
+            why="handlers/segment: back_off of a join at Rekognition's quota, of a task that failed on the network",
+        )
     ],
     # --- campaigns and sources (campaigns.py through adapters/ssm.py; batches.plan.live_sources, adapters/secrets.py)
     "campaigns.read": [
