@@ -19,6 +19,7 @@ from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source
 
 import cliplake.segments as segments
 from cliplake.adapters.catalog import MAX_REASON, Catalog, batch_key, now_iso, video_key
+from cliplake.adapters.dynamo import item_values
 from cliplake.adapters.s3 import Lake
 from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.adapters.transcodes import Transcodes
@@ -35,7 +36,6 @@ from cliplake.contracts import (
     S3NotificationSqsRecord,
     SegmentTask,
     SummarizeTask,
-    VideoStatus,
     VideoSummary,
 )
 from cliplake.handlers.segment import handler as segment_handler
@@ -294,7 +294,16 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
     planned = [_typical_item(i) for i in range(items)]
     lake.put_json(plan_items_key(name), planned)
     table = cloud.outputs["CatalogTableName"]
-    stages = Catalog(table, cloud.client("dynamodb"))  # what the stages write of each video
+    # what the stages write of each video: every `fail_every`-th FAILED with a reason, the others INDEXED
+    failing = {it["video_id"] for n, it in enumerate(planned) if n % fail_every == fail_every - 1}
+    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
+    top = [{"name": n, "max_confidence": 90.0 - i, "total_ms": 1000, "segments": 1} for i, n in enumerate(labels)]
+    Catalog(table, cloud.client("dynamodb")).db.batch_write(
+        {"PutRequest": {"Item": {**video_key(it["video_id"]), **item_values(
+            {"video_id": it["video_id"], "status": "FAILED", "reason": FAILED_REASON} if it["video_id"] in failing
+            else {"video_id": it["video_id"], "status": "INDEXED", "top_labels": top})}}}
+        for it in planned
+    )  # fmt: skip
     session = _function_session(cloud, "BatchFunction")
     # the catalog as the batch function reaches it (its role); the tokens of this scratch machine as the admin
     batch_ddb = session.client("dynamodb", endpoint_url=cloud.endpoint_url)
@@ -325,20 +334,11 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
                     t0 = time.monotonic()
                     summary = run_summarize(batch_fn, SummarizeTask.model_validate(body))
                     summarize_s = time.monotonic() - t0
-                elif answered % fail_every == fail_every - 1:
+                elif (vid := body["input"]["item"]["video_id"]) in failing:
                     assert body["batch_id"] == name  # the parent's name, though the item runs in a child execution
-                    stages.videos.set_status(body["input"]["item"]["video_id"], VideoStatus.FAILED,
-                                             reason=FAILED_REASON)  # fmt: skip
                     sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
                     answered += 1
                 else:
-                    vid = body["input"]["item"]["video_id"]
-                    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
-                    top = [
-                        {"name": n, "max_confidence": 90.0 - i, "total_ms": 1000, "segments": 1}
-                        for i, n in enumerate(labels)
-                    ]
-                    stages.videos.set_status(vid, VideoStatus.INDEXED, top_labels=top)
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(
                         {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
                     answered += 1
