@@ -16,7 +16,7 @@ from cliplake.adapters.catalog import video_key
 from cliplake.campaigns import get_current_campaign, list_campaigns, set_current_campaign
 from cliplake.completion import complete_video
 from cliplake.services import get_services
-from cliplake.settings import get_settings
+from cliplake.settings import CampaignsSettings, IndexSettings, SourcesSettings, get_settings
 from cliplake_localcloud.scheduler import next_fire
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +25,10 @@ pytestmark = pytest.mark.e2e
 def _fresh() -> None:
     get_settings.cache_clear()
     get_services.cache_clear()
+
+
+def _campaigns_path() -> str:
+    return get_settings(CampaignsSettings).campaigns_parameter_path
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +44,15 @@ def sources(cloud, clips_dir):
     mp.setenv("CLIPLAKE_WIKIMEDIA_API_URL", f"{server.url}/w/api.php")
     mp.setenv("CLIPLAKE_PIXABAY_API_URL", f"{server.url}/api/videos/")
     _fresh()
-    secrets, secret_id = cloud.client("secretsmanager"), get_settings().pixabay_secret_id
+    secrets, secret_id = cloud.client("secretsmanager"), get_settings(SourcesSettings).pixabay_secret_id
     previous = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
     secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"key": "test-key"}))
     ssm = cloud.client("ssm")
-    current = get_current_campaign(ssm)
+    current = get_current_campaign(ssm, _campaigns_path())
     yield server
     secrets.put_secret_value(SecretId=secret_id, SecretString=previous)
     if current:
-        set_current_campaign(ssm, current)
+        set_current_campaign(ssm, current, _campaigns_path())
     mp.undo()
     _fresh()
     server.close()
@@ -68,7 +72,7 @@ def _campaign(cloud) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     query = f"q {name}"  # unique: Pixabay answers are cached 24 h by URL
     cloud.client("ssm").put_parameter(
-        Name=f"{get_settings().campaigns_parameter_path}/{name}",
+        Name=f"{_campaigns_path()}/{name}",
         Value=json.dumps({"queries": {"wikimedia": [query], "pixabay": [query]}}),
         Type="String",
     )
@@ -164,8 +168,8 @@ def test_the_summary_is_published(batch_of_two, cloud, catalog, notifications):
 
 def test_a_manual_run_makes_its_campaign_current(batch_of_two, cloud):
     ssm = cloud.client("ssm")
-    assert get_current_campaign(ssm) == batch_of_two["campaign"]
-    assert {"travel", "tech", "nature", batch_of_two["campaign"]} <= set(list_campaigns(ssm))
+    assert get_current_campaign(ssm, _campaigns_path()) == batch_of_two["campaign"]
+    assert {"travel", "tech", "nature", batch_of_two["campaign"]} <= set(list_campaigns(ssm, _campaigns_path()))
 
 
 def test_a_failed_download_is_reported_and_the_rest_indexed(cloud, sources, clips_dir, catalog, notifications):
@@ -235,7 +239,7 @@ def test_back_pressure_slots_are_bounded_and_released_once(catalog):
 
 
 def test_completing_a_video_twice_is_harmless(cloud, catalog):
-    svc = get_services()
+    svc = get_services(IndexSettings)
     vid = f"vtok{uuid.uuid4().hex[:8]}"
     catalog.tasks.put(vid, "not-a-real-token", "no-such-batch")
     assert complete_video(svc, vid, ok=False, reason="gone") is True  # InvalidToken swallowed
@@ -255,7 +259,7 @@ def test_the_local_scheduler_fires_the_template_schedule(cloud, catalog):
     cloud.wait_idle(timeout=60)
     record = catalog.get_batch(arn.rsplit(":", 1)[-1])
     assert record["trigger"] == "schedule" and record["status"] == "SUCCEEDED"
-    assert record["campaign"] == get_current_campaign(cloud.client("ssm"))
+    assert record["campaign"] == get_current_campaign(cloud.client("ssm"), _campaigns_path())
 
 
 def test_schedule_expressions():

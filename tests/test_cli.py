@@ -12,7 +12,7 @@ import pytest
 from batchkit import tiny_clips
 
 from cliplake.services import get_services
-from cliplake.settings import get_settings
+from cliplake.settings import SourcesSettings, get_settings
 from cliplake_cli.cli import build_parser, main
 
 DROPPED = re.compile(r"^(v[0-9a-f]{20})  s3://", re.MULTILINE)
@@ -151,7 +151,7 @@ def test_a_batch_without_configured_sources_says_why_and_smoke_says_so(cloud, tm
     mp.setenv("CLIPLAKE_ASSETS_DIR", str(tmp_path))  # no samples.json: no offline source either
     mp.setenv("CLIPLAKE_CONTACT_EMAIL", "")
     _fresh()
-    secret_id = get_settings().pixabay_secret_id
+    secret_id = get_settings(SourcesSettings).pixabay_secret_id
     previous = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
     secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"key": ""}))
     try:

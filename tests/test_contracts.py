@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from cliplake.batches import parse_batch_task
 from cliplake.contracts import (
+    API_NAME,
     BatchInput,
     BatchTrigger,
     CompletionSqsRecord,
@@ -106,6 +107,17 @@ def test_completion_raw_delivery_other_api_spelling_no_tag():
 def test_completion_api_spellings(api, kind):
     c = RekognitionCompletion.model_validate(load("rekognition_completion.json") | {"API": api})
     assert c.kind == kind
+
+
+def test_the_api_table_names_boto3s_methods_of_every_analysis():
+    import boto3
+
+    from cliplake.adapters.rekognition import GET, START
+
+    client = boto3.client("rekognition", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    for kind in JobKind:
+        assert callable(getattr(client, START[kind])) and callable(getattr(client, GET[kind])), kind
+        assert client.meta.method_to_api_mapping[GET[kind]] == "Get" + API_NAME[kind].removeprefix("Start")
 
 
 def test_completion_without_video_is_rejected():

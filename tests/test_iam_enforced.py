@@ -193,14 +193,15 @@ def test_each_function_runs_as_its_own_role_with_its_own_environment(cloud):
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         from cliplake.services import get_services
+        from cliplake.settings import IndexSettings
 
-        svc = get_services()
+        svc = get_services(IndexSettings)
         session = boto3.session.Session()
         seen["arn"] = session.client("sts").get_caller_identity()["Arn"]
         seen["function"] = environ_value("AWS_LAMBDA_FUNCTION_NAME")
-        seen["same_services"] = get_services() is svc
+        seen["same_services"] = get_services(IndexSettings) is svc
         try:
-            svc.catalog.client.query(TableName=svc.settings.catalog_table, KeyConditionExpression="pk = :p",
+            svc.catalog.client.query(TableName=svc.catalog.table, KeyConditionExpression="pk = :p",
                                      ExpressionAttributeValues={":p": {"S": "STATS"}})  # fmt: skip
             seen["query"] = "allowed"
         except ClientError as err:

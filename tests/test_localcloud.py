@@ -165,6 +165,29 @@ def test_environment_is_the_functions_environment(cloud: LocalCloud):
             assert os.environ[key] == str(value), key
 
 
+def test_each_function_sees_its_own_variables_and_its_settings_load(cloud: LocalCloud):
+    """As on Lambda: a function sees its own template variables, not another's (the ingest function has no Pixabay
+    secret id, no idempotency table), so its settings load and those of another function fail, naming what lacks."""
+    import importlib
+
+    from cliplake.settings import SettingsError, load_settings
+    from cliplake_localcloud import environ
+
+    for lid, spec in cloud.functions.items():
+        settings = importlib.import_module(spec.handler.rsplit(".", 1)[0]).SETTINGS
+        env, hidden = cloud.function_environment(spec)
+        with environ.overlay(env, hidden=hidden):
+            seen = {k for k in os.environ if k.startswith("CLIPLAKE_")}
+            load_settings(settings)
+        assert {k for k in spec.environment if k.startswith("CLIPLAKE_")} <= seen, lid
+        assert not seen & hidden, lid
+    env, hidden = cloud.function_environment(cloud.functions["IngestFunction"])
+    with environ.overlay(env, hidden=hidden):
+        assert "CLIPLAKE_PIXABAY_SECRET_ID" not in os.environ
+        with pytest.raises(SettingsError, match="CLIPLAKE_IDEMPOTENCY_TABLE is not set"):
+            load_settings(importlib.import_module("cliplake.handlers.index").SETTINGS)
+
+
 def test_moto_skipped_resources_are_applied(cloud: LocalCloud):
     s3, sqs, ddb = cloud.client("s3"), cloud.client("sqs"), cloud.client("dynamodb")
     bucket = cloud.outputs["MediaBucketName"]

@@ -14,6 +14,7 @@ from cliplake.analyze import _prepare
 from cliplake.contracts import JobKind, VideoSummary
 from cliplake.lake import RawKey, parse_raw_key, video_id_for
 from cliplake.services import get_services
+from cliplake.settings import AnalyzeSettings
 from cliplake_cli.cli import drop_files, wait_for_videos
 
 pytestmark = pytest.mark.e2e
@@ -199,7 +200,7 @@ def _scratch(lake, clip, name):
 
 def test_a_video_rekognition_takes_as_is_is_probed_in_place_not_downloaded(cloud, lake, clips):
     raw, info = _scratch(lake, clips["h264"], "odd clip +ü 1.mp4")
-    svc = get_services().replaced(lake=_NoDownload(lake.bucket, lake.client))
+    svc = get_services(AnalyzeSettings).replaced(lake=_NoDownload(lake.bucket, lake.client))
     analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
     assert (analysed_key, transcoded) == (raw.key, False)
     assert (probed.codec, probed.width, probed.height) == ("h264", 320, 240) and probed.rekognition_ready
@@ -208,7 +209,7 @@ def test_a_video_rekognition_takes_as_is_is_probed_in_place_not_downloaded(cloud
 
 def test_a_failed_read_over_http_falls_back_to_the_download(cloud, lake, clips):
     raw, info = _scratch(lake, clips["h264"], "fallback.mp4")
-    svc = get_services().replaced(lake=_UnreachableUrls(lake.bucket, lake.client))
+    svc = get_services(AnalyzeSettings).replaced(lake=_UnreachableUrls(lake.bucket, lake.client))
     analysed_key, probed, transcoded = _prepare(svc, raw, info.etag, info.size)
     assert (analysed_key, transcoded, probed.codec) == (raw.key, False, "h264")
     assert _UnreachableUrls.downloads == 1
@@ -216,7 +217,7 @@ def test_a_failed_read_over_http_falls_back_to_the_download(cloud, lake, clips):
 
 def test_a_rendition_made_by_an_earlier_attempt_is_reused_without_a_download(cloud, lake, clips):
     raw, info = _scratch(lake, clips["webm"], "retried clip.webm")
-    svc = get_services().replaced(lake=_NoDownload(lake.bucket, lake.client))
+    svc = get_services(AnalyzeSettings).replaced(lake=_NoDownload(lake.bucket, lake.client))
     with pytest.raises(AssertionError, match="was downloaded"):  # no rendition yet: the original must be fetched
         _prepare(svc, raw, info.etag, info.size)
     lake.upload(clips["h264"], raw.rendition_key, "video/mp4", metadata={"source-etag": info.etag})

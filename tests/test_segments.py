@@ -119,12 +119,13 @@ def test_nominal_splits_honour_the_segment_length_and_the_fan_out_width():
 
 
 def test_a_video_fans_out_when_too_long_or_too_many_pixels_for_one_invocation():
-    from types import SimpleNamespace
-
     from cliplake.media import Probe
     from cliplake.segments import fans_out, single_pass_estimate_s
+    from cliplake.services import Services
+    from cliplake.settings import SegmentSettings
 
-    svc = SimpleNamespace(settings=SimpleNamespace(single_pass_max_s=600.0))
+    resources = {"bucket": "b", "catalog_table": "t", "rekognition_topic_arn": "arn:t", "rekognition_role_arn": "arn:r"}
+    svc = Services(SegmentSettings(**resources, segment_queue_url="https://q", single_pass_max_s=600.0))
 
     def video(w, h, seconds, fps=30.0):
         return Probe("matroska,webm", "vp9", w, h, fps, seconds, True)

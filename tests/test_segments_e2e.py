@@ -42,7 +42,7 @@ from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, plan_items_key, video_id_for
 from cliplake.media import ffmpeg_exe
 from cliplake.services import Services, get_services
-from cliplake.settings import Settings
+from cliplake.settings import AnalyzeSettings, BatchesSettings, BatchSettings, load_settings, variable
 from cliplake.sources.models import Candidate
 from cliplake_cli.bench import item_paths
 from cliplake_cli.cli import drop_files, wait_for_videos
@@ -57,7 +57,7 @@ ASL = Path(__file__).resolve().parents[1] / "infra/statemachine/batch.asl.json"
 def _analyze_with_short_segments(event, context):
     """AnalyzeFunction with this test's settings: fan out above 60 s, 30 s segments (the settings only analyze
     reads for the fan-out; the segment stage takes its ranges from the tasks)."""
-    svc = get_services()
+    svc = get_services(AnalyzeSettings)
     svc = svc.replaced(svc.settings.model_copy(update={"single_pass_max_s": 60, "segment_length_s": 30}))
     for record in event["Records"]:
         for s3_event in S3NotificationSqsRecord.model_validate(record).body.Records:
@@ -197,7 +197,7 @@ def test_heartbeats_keep_a_long_video_item_alive_and_a_silent_one_times_out(clou
         for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
             body = json.loads(m["Body"])
             tokens[body["input"]["item"]["video_id"]] = body["token"]
-    svc = get_services()
+    svc = get_services(AnalyzeSettings)
     vid, worked = runs["worked"]
     catalog.tasks.put(vid, tokens[vid], "b")
     deadline = time.monotonic() + 6  # three heartbeat periods, a beat every second: the stages' heartbeats
@@ -307,7 +307,10 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
     session = _function_session(cloud, "BatchFunction")
     # the catalog as the batch function reaches it (its role); the tokens of this scratch machine as the admin
     batch_ddb = session.client("dynamodb", endpoint_url=cloud.endpoint_url)
-    batch_fn = Services(Settings(), session, catalog=Catalog(table, batch_ddb), tokens=TaskTokens(sfn))
+    env, _ = cloud.function_environment(cloud.functions["BatchFunction"])  # its settings, from its environment
+    settings = load_settings(BatchSettings, **{f: env[variable(f)] for f in BatchSettings.model_fields
+                                               if variable(f) in env})  # fmt: skip
+    batch_fn = Services(settings, session, catalog=Catalog(table, batch_ddb), tokens=TaskTokens(sfn))
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
     plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
             "offline": False, "sources_failed": {}, "empty_reason": "", "items_key": plan_items_key(name),
@@ -438,7 +441,7 @@ def sfn_output(events: list[dict]) -> str:
 def test_the_largest_batch_fits_the_catalog_even_if_every_video_fails(catalog):
     """`max_batch_size` items, every one failed with the longest reason the catalog keeps: the items are records of
     their own, so the batch record does not grow (one item of 1,000 items and failures did not fit in 400 KB)."""
-    size = Settings.model_fields["max_batch_size"].default
+    size = BatchesSettings.model_fields["max_batch_size"].default
     assert size >= 1000
     bid = f"cap-{size}-{uuid.uuid4().hex[:6]}"
     catalog.batches.put(batch_record(PlanTask(task="plan", token="t", batch_id=bid), "history", 5, now_iso()))

@@ -133,10 +133,11 @@ def test_text_lines_are_stretches_of_time_per_line():
 
 
 def test_features_are_a_checked_subset():
-    from cliplake.settings import Settings, parse_features
+    from cliplake.settings import RekognitionJobsSettings, parse_features
 
     assert parse_features(" text, labels ") == ["labels", "text"]
-    assert Settings(features="segments").feature_kinds == ["segments"]
+    jobs = RekognitionJobsSettings(features="segments", rekognition_topic_arn="arn:topic", rekognition_role_arn="arn:r")
+    assert jobs.feature_kinds == ["segments"]
     for bad in ("", "labels,faces"):
         with pytest.raises(ValueError, match="subset of labels, moderation, segments, text"):
             parse_features(bad)

@@ -7,11 +7,11 @@ import pytest
 
 from cliplake.lake import video_id_for
 from cliplake.services import build_services
-from cliplake.settings import get_settings
 from cliplake.tables import TABLES_PREFIX, table_key
 from cliplake_cli.cli import drop_files, wait_for_videos
 from cliplake_cli.lakeops import reindex
 from cliplake_cli.sql import LakeSQL, as_records
+from cliplake_cli.stack import StackConfig
 
 pytestmark = pytest.mark.e2e
 CAMPAIGN = "sqltables"
@@ -54,7 +54,7 @@ def test_every_video_has_its_rows(indexed, lake, tmp_path):
 def test_reindexing_rewrites_the_same_bytes_and_rebuilds_deleted_tables(indexed, cloud, lake, catalog):
     before = _objects(cloud, lake.bucket)
     assert len(before) == 4  # two videos, two tables
-    svc = build_services(get_settings())
+    svc = build_services(StackConfig(lake.bucket, catalog.table).function_settings())
     counts = reindex(svc, CAMPAIGN)
     assert counts["unchanged"] == 1 and counts["failed"] == 1
     assert _objects(cloud, lake.bucket) == before

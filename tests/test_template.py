@@ -165,26 +165,28 @@ def test_each_function_is_fed_by_one_queue_with_partial_batch_responses(cfn):
     }
 
 
-def test_functions_share_the_environment_from_globals(cfn):
-    for lid, fn in resources_of_type(cfn, "AWS::Lambda::Function").items():
+def test_each_function_gets_exactly_the_variables_its_settings_read(sam, cfn):
+    """The handler module names its settings class (`SETTINGS`): the function's environment gives every variable
+    the class requires and none it does not read, so the two cannot drift. The Globals keep only what every
+    function shares (powertools)."""
+    import importlib
+
+    from cliplake.settings import PREFIX, variables
+
+    assert not [k for k in sam["Globals"]["Function"]["Environment"]["Variables"] if k.startswith(PREFIX)]
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert len(functions) >= 6  # (the loop below must not pass on an empty read)
+    for lid, fn in functions.items():
         props = fn["Properties"]
-        variables = props["Environment"]["Variables"]
+        variables_of_fn = set(props["Environment"]["Variables"])
         assert props["Runtime"] == "python3.12", lid
         assert props["Handler"].startswith("cliplake.handlers."), lid
-        assert {
-            "CLIPLAKE_BUCKET",
-            "CLIPLAKE_CATALOG_TABLE",
-            "CLIPLAKE_IDEMPOTENCY_TABLE",
-            "CLIPLAKE_REKOGNITION_TOPIC_ARN",
-            "CLIPLAKE_REKOGNITION_ROLE_ARN",
-            "CLIPLAKE_MAX_JOBS_IN_FLIGHT",
-            "CLIPLAKE_FEATURES",
-            "CLIPLAKE_CONTACT_EMAIL",
-            "CLIPLAKE_PIXABAY_SECRET_ID",
-            "CLIPLAKE_CAMPAIGNS_PARAMETER_PATH",
-            "CLIPLAKE_NOTIFICATIONS_TOPIC_ARN",
-        } <= set(variables), lid
-        assert variables["POWERTOOLS_SERVICE_NAME"] == "cliplake"
+        settings = importlib.import_module(props["Handler"].rsplit(".", 1)[0]).SETTINGS
+        reads, required = variables(settings)
+        given = {k for k in variables_of_fn if k.startswith(PREFIX)}
+        assert required <= given, f"{lid} ({settings.__name__}) lacks {sorted(required - given)}"
+        assert given <= reads, f"{lid} ({settings.__name__}) does not read {sorted(given - reads)}"
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "cliplake"
 
 
 def test_function_policies_are_least_privilege(cfn):
@@ -419,8 +421,9 @@ def test_the_segment_function_has_its_own_size_timeout_and_concurrency_cap(sam, 
     params = sam["Parameters"]
     assert (params["SegmentConcurrency"]["Default"], params["SegmentLengthSeconds"]["Default"]) == (100, 60)
     assert (params["MaxSegments"]["Default"], params["SinglePassMaxSeconds"]["Default"]) == (100, 600)
-    env = sam["Globals"]["Function"]["Environment"]["Variables"]
-    assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env)
+    for lid in ("AnalyzeFunction", "SegmentFunction"):
+        env = sam["Resources"][lid]["Properties"]["Environment"]["Variables"]
+        assert {"CLIPLAKE_SEGMENT_QUEUE_URL", "CLIPLAKE_SEGMENT_LENGTH_S", "CLIPLAKE_MAX_SEGMENTS"} <= set(env), lid
     # It may delete parts only, never an original, a rendition or a summary.
     deletes = [s for s in _statements(cfn, "SegmentFunctionRole") if "s3:DeleteObject" in _as_list(s["Action"])]
     assert [str(s["Resource"]) for s in deletes] == [

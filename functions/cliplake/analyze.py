@@ -33,7 +33,7 @@ from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA, LakeKeyError, Ra
 from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h264
 from cliplake.segments import fans_out, start_fan_out
 from cliplake.services import Services
-from cliplake.settings import parse_features
+from cliplake.settings import RekognitionJobsSettings, parse_features
 from cliplake.tables import write_failed_rows
 
 logger = Logger(service="analyze", child=True)
@@ -80,7 +80,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         return AnalyzeResult(video_id=vid, outcome="skipped", reason="superseded by a newer version")
     if video.done:
         return AnalyzeResult(video_id=vid, outcome="skipped", reason=f"already {video.status.lower()}")
-    kinds = chosen_kinds(svc.settings.feature_kinds, info.metadata.get(FEATURES_METADATA))
+    kinds = chosen_kinds(svc.group(RekognitionJobsSettings).feature_kinds, info.metadata.get(FEATURES_METADATA))
     if video.jobs and all(kind in video.jobs for kind in kinds):
         return _reconcile(svc, vid, raw, video)
 
@@ -109,7 +109,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         analysis_started_at=video.analysis_started_at or now_iso(),
     )
     # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off.
-    bound = svc.settings.max_jobs_in_flight
+    bound = svc.group(RekognitionJobsSettings).max_jobs_in_flight
     if not svc.catalog.slots.acquire(vid, len(kinds), bound):
         raise Backpressure(f"{bound} Rekognition jobs in flight already")
     started: dict[JobKind, str] = {}
@@ -192,7 +192,7 @@ def _reconcile(svc: Services, vid: str, raw: RawKey, video: VideoRecord) -> Anal
             API=API_NAME[kind],
             JobTag=vid,
             Timestamp=int(time.time() * 1000),
-            Video=CompletionVideo(S3ObjectName=video.analysed_key or raw.key, S3Bucket=svc.settings.bucket),
+            Video=CompletionVideo(S3ObjectName=video.analysed_key or raw.key, S3Bucket=svc.lake.bucket),
             Message=message or None,
         )
         svc.completions.announce(completion)

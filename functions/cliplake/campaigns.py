@@ -92,29 +92,21 @@ def seed_default_campaigns(ssm_client: Any, path: str, *, overwrite: bool = Fals
 CURRENT_CAMPAIGN = "current-campaign"
 
 
-def _campaigns_path(path: str | None) -> str:
-    if path:
-        return path.rstrip("/")
-    from cliplake.settings import get_settings
-
-    return get_settings().campaigns_parameter_path.rstrip("/")
+def current_campaign_parameter_name(path: str) -> str:
+    """`/cliplake/current-campaign` for the campaigns path `/cliplake/campaigns` (the one place that says so)."""
+    return f"{path.rstrip('/').rsplit('/', 1)[0]}/{CURRENT_CAMPAIGN}"
 
 
-def current_campaign_parameter_name(path: str | None = None) -> str:
-    """`/cliplake/current-campaign` for the campaigns path `/cliplake/campaigns`."""
-    return f"{_campaigns_path(path).rsplit('/', 1)[0]}/{CURRENT_CAMPAIGN}"
-
-
-def list_campaigns(ssm_client: Any, path: str | None = None) -> list[str]:
+def list_campaigns(ssm_client: Any, path: str) -> list[str]:
     """The campaign names stored under the campaigns path, sorted."""
-    base = _campaigns_path(path)
+    base = path.rstrip("/")
     names: list[str] = []
     for page in ssm_client.get_paginator("get_parameters_by_path").paginate(Path=base, Recursive=False):
         names += [p["Name"].removeprefix(base + "/") for p in page.get("Parameters", [])]
     return sorted(names)
 
 
-def get_current_campaign(ssm_client: Any, path: str | None = None) -> str:
+def get_current_campaign(ssm_client: Any, path: str) -> str:
     """The campaign a scheduled batch uses ("" when none is set)."""
     try:
         return ssm_client.get_parameter(Name=current_campaign_parameter_name(path))["Parameter"]["Value"].strip()
@@ -122,10 +114,10 @@ def get_current_campaign(ssm_client: Any, path: str | None = None) -> str:
         return ""
 
 
-def set_current_campaign(ssm_client: Any, name: str, path: str | None = None) -> None:
+def set_current_campaign(ssm_client: Any, name: str, path: str) -> None:
     """Make `name` the current campaign (it must exist in SSM or be a built-in one)."""
     if name not in DEFAULT_CAMPAIGNS and name not in list_campaigns(ssm_client, path):
-        raise CampaignNotFound(f"no campaign {name!r} under {_campaigns_path(path)}")
+        raise CampaignNotFound(f"no campaign {name!r} under {path.rstrip('/')}")
     ssm_client.put_parameter(Name=current_campaign_parameter_name(path), Value=name, Type="String", Overwrite=True)
 
 

@@ -80,15 +80,24 @@ class JobKind(StrEnum):
     TEXT = "text"
 
 
+#: Each analysis's Rekognition Video API, named by its Start operation (the one table: its Get operation, its
+#: boto3 method names and the names a completion's `API` field takes all follow from it).
+API_NAME: dict[JobKind, str] = {
+    JobKind.LABELS: "StartLabelDetection",
+    JobKind.MODERATION: "StartContentModeration",
+    JobKind.SEGMENTS: "StartSegmentDetection",
+    JobKind.TEXT: "StartTextDetection",
+}
+
+
+def _upper_snake(camel: str) -> str:
+    """`LabelDetection` → `LABEL_DETECTION`."""
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(camel)).upper()
+
+
+#: A completion's `API` field → the analysis: the Start operation's name, or its upper-snake form (`LABEL_DETECTION`).
 API_TO_KIND: dict[str, JobKind] = {
-    "StartLabelDetection": JobKind.LABELS,
-    "LABEL_DETECTION": JobKind.LABELS,
-    "StartContentModeration": JobKind.MODERATION,
-    "CONTENT_MODERATION": JobKind.MODERATION,
-    "StartSegmentDetection": JobKind.SEGMENTS,
-    "SEGMENT_DETECTION": JobKind.SEGMENTS,
-    "StartTextDetection": JobKind.TEXT,
-    "TEXT_DETECTION": JobKind.TEXT,
+    name: kind for kind, api in API_NAME.items() for name in (api, _upper_snake(api.removeprefix("Start")))
 }
 
 

@@ -81,7 +81,7 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     svc.catalog.slots.release(vid)  # every job ended
     results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in started}
     written_at = now_iso()
-    summary = build_summary(video.model_copy(update={"jobs": jobs}), results, svc.settings.bucket, written_at)
+    summary = build_summary(video.model_copy(update={"jobs": jobs}), results, svc.lake.bucket, written_at)
     # The status goes first: the summary's S3 event starts the index stage, which must not be overtaken.
     videos.set_status(
         vid,

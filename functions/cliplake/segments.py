@@ -22,7 +22,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
@@ -33,6 +33,7 @@ from cliplake.contracts import ObjectRef, SegmentTask, VideoRecord, video_part
 from cliplake.lake import RawKey, parse_raw_key
 from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
 from cliplake.services import Services
+from cliplake.settings import SegmentsSettings
 from cliplake.tables import write_failed_rows
 
 logger = Logger(service="segment", child=True)
@@ -63,17 +64,18 @@ def single_pass_estimate_s(probed: Probe) -> float:
 def fans_out(svc: Services, probed: Probe) -> bool:
     """Whether a video to transcode is too long for one invocation (analyze then queues segments instead): longer
     than `single_pass_max_s`, or too many pixels to encode in the budget (a 4K video of a few minutes)."""
-    return probed.duration_s > svc.settings.single_pass_max_s or single_pass_estimate_s(probed) > SINGLE_PASS_BUDGET_S
+    return (
+        probed.duration_s > svc.group(SegmentsSettings).single_pass_max_s
+        or single_pass_estimate_s(probed) > SINGLE_PASS_BUDGET_S
+    )
 
 
 def transcodes(svc: Services) -> Transcodes:
-    return Transcodes(svc.settings.catalog_table, svc.catalog.client)
+    return Transcodes(svc.catalog.table, svc.catalog.client)
 
 
 def segment_queue(svc: Services) -> SegmentQueue:
-    if not svc.settings.segment_queue_url:
-        raise RuntimeError("CLIPLAKE_SEGMENT_QUEUE_URL is not set: long videos cannot be transcoded in segments")
-    return SegmentQueue(svc.settings.segment_queue_url, svc.sqs)
+    return SegmentQueue(svc.group(SegmentsSettings).segment_queue_url, svc.sqs)
 
 
 # --------------------------------------------------------------------------------------------------- fan-out
@@ -84,7 +86,7 @@ def start_fan_out(svc: Services, raw: RawKey, etag: str, probed: Probe) -> int:
     tasks = transcodes(svc)
     record = tasks.get(vid)
     if record is None or record.get("etag") != etag:
-        s = svc.settings
+        s = svc.group(SegmentsSettings)
         splits = split_points(svc.lake.presigned_url(raw.key), probed.duration_s, s.segment_length_s, s.max_segments)
         parts = [video_part(i) for i in range(len(splits))]
         if probed.has_audio:
@@ -96,13 +98,13 @@ def start_fan_out(svc: Services, raw: RawKey, etag: str, probed: Probe) -> int:
     splits = record["splits"]
     bodies = [
         SegmentTask(
-            kind="video", bucket=svc.settings.bucket, raw_key=raw.key, etag=etag, index=i, start=start,
+            kind="video", bucket=svc.lake.bucket, raw_key=raw.key, etag=etag, index=i, start=start,
             end=splits[i + 1] if i + 1 < len(splits) else None,
         ).model_dump()
         for i, start in enumerate(splits)
     ]  # fmt: skip
     if AUDIO_PART in record["parts"]:
-        bodies.append(SegmentTask(kind="audio", bucket=svc.settings.bucket, raw_key=raw.key, etag=etag).model_dump())
+        bodies.append(SegmentTask(kind="audio", bucket=svc.lake.bucket, raw_key=raw.key, etag=etag).model_dump())
     sent = segment_queue(svc).send(bodies)
     tasks.mark_dispatched(vid, etag)
     logger.info("transcode fanned out", extra={"video_id": vid, "segments": len(splits), "tasks": sent})
@@ -150,8 +152,15 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
 
 
 # ---------------------------------------------------------------------------------------------------- join
-def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) -> SegmentResult:
-    """Join the parts into the rendition once, remove them, then start the analysis as analyze does."""
+class Analysis(Protocol):
+    """What starts a video's analysis (`cliplake.analyze.analyze_object`: analyze imports this module)."""
+
+    def __call__(self, svc: Services, ref: ObjectRef) -> Any: ...
+
+
+def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int, analyze: Analysis) -> SegmentResult:
+    """Join the parts into the rendition once, remove them, then start the analysis with `analyze` (the analyze
+    stage's `analyze_object`)."""
     raw = parse_raw_key(task.raw_key)
     vid = raw.video_id
     tasks = transcodes(svc)
@@ -174,10 +183,8 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int) ->
             heartbeat_video(svc, vid, "joined")
         elif not (tasks.get(vid) or {}).get("joined_at"):  # another join holds the claim and starts the analysis
             return SegmentResult(video_id=vid, outcome="skipped", reason="being joined by another invocation")
-    from cliplake.analyze import analyze_object  # analyze imports this module
-
     # The rendition is in the lake: analyze takes it as a retried attempt would (catalog-guarded, idempotent).
-    result = analyze_object(svc, ObjectRef(bucket=task.bucket, key=task.raw_key, etag=task.etag))
+    result = analyze(svc, ObjectRef(bucket=task.bucket, key=task.raw_key, etag=task.etag))
     return SegmentResult(video_id=vid, outcome=outcome, reason=f"analysis {result.outcome}")
 
 

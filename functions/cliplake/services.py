@@ -29,16 +29,34 @@ from cliplake.adapters.s3 import S3_CONFIG, Lake
 from cliplake.adapters.secrets import Secrets
 from cliplake.adapters.ssm import Campaigns
 from cliplake.adapters.stepfunctions import TaskTokens
-from cliplake.settings import PerEnvironment, Settings, environment_key, get_settings, runtime_identity
+from cliplake.settings import (
+    CampaignsSettings,
+    CatalogSettings,
+    FunctionSettings,
+    IdempotencySettings,
+    LakeSettings,
+    PerEnvironment,
+    RekognitionJobsSettings,
+    RekognitionSettings,
+    SettingsError,
+    environment_key,
+    get_settings,
+    runtime_identity,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+G = TypeVar("G", bound=FunctionSettings)
 
 
 class Services:
     """The adapters of a function, each built on first use (a function builds only the clients it uses), all with
-    clients of one session. Adapters given by name (tests) are used as they are; `tokens=None` means no batches."""
+    clients of one session. Adapters given by name (tests) are used as they are; `tokens=None` means no batches.
+    An adapter needs its group of settings (the lake `LakeSettings`, ...): one the function's settings lack is a
+    `SettingsError`, not an adapter of an empty name."""
 
-    def __init__(self, settings: Settings, session: boto3.session.Session | None = None, **given: object) -> None:
+    def __init__(
+        self, settings: FunctionSettings, session: boto3.session.Session | None = None, **given: object
+    ) -> None:
         unknown = set(given) - _ADAPTERS
         if unknown:
             raise TypeError(f"unknown services: {', '.join(sorted(unknown))}")
@@ -47,10 +65,18 @@ class Services:
         self._idempotent: dict[Callable[..., Any], tuple[IdempotencyConfig, Callable[..., Any]]] = {}
         self.__dict__.update(given)  # what cached_property would have built
 
-    def replaced(self, settings: Settings | None = None, **adapters: object) -> Services:
+    def replaced(self, settings: FunctionSettings | None = None, **adapters: object) -> Services:
         """The same services (the adapters built so far, the session) with other settings or adapters."""
         built = {k: v for k, v in self.__dict__.items() if k in _ADAPTERS}
         return Services(settings or self.settings, self._session, **{**built, **adapters})
+
+    def group(self, group: type[G]) -> G:
+        """The function's settings as `group` (`svc.group(SegmentsSettings).segment_length_s`)."""
+        if not isinstance(self.settings, group):
+            raise SettingsError(
+                f"{type(self.settings).__name__} has no {group.__name__}: this function does not use it"
+            )
+        return self.settings
 
     def _client(self, service: str, **kwargs: Any) -> BaseClient:
         self._session = self._session or new_session()
@@ -63,24 +89,25 @@ class Services:
 
     @cached_property
     def lake(self) -> Lake:
-        return Lake(self.settings.bucket, self._client("s3", config=S3_CONFIG))
+        return Lake(self.group(LakeSettings).bucket, self._client("s3", config=S3_CONFIG))
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.settings.catalog_table, self.dynamodb)
+        return Catalog(self.group(CatalogSettings).catalog_table, self.dynamodb)
 
     @cached_property
     def rekognition(self) -> Rekognition:
-        s = self.settings
+        s = self.group(RekognitionSettings)
         return Rekognition(self._client("rekognition"), min_confidence=s.min_confidence, page_size=s.result_page_size)
 
     @cached_property
     def channel(self) -> Channel:
-        return Channel(self.settings.rekognition_topic_arn, self.settings.rekognition_role_arn)
+        s = self.group(RekognitionJobsSettings)
+        return Channel(s.rekognition_topic_arn, s.rekognition_role_arn)
 
     @cached_property
     def completions(self) -> CompletionTopic:
-        return CompletionTopic(self.settings.rekognition_topic_arn, self._client("sns"))
+        return CompletionTopic(self.group(RekognitionJobsSettings).rekognition_topic_arn, self._client("sns"))
 
     @cached_property
     def tokens(self) -> TaskTokens | None:
@@ -88,7 +115,8 @@ class Services:
 
     @cached_property
     def campaigns(self) -> Campaigns:
-        return Campaigns(self._client("ssm"), self.settings.campaigns_parameter_path)
+        path = self.group(CampaignsSettings).campaigns_parameter_path  # checked before a client is made
+        return Campaigns(self._client("ssm"), path)
 
     @cached_property
     def secrets(self) -> Secrets:
@@ -109,7 +137,7 @@ class Services:
         if fn not in self._idempotent:
             config = IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True)
             persistence = DynamoDBPersistenceLayer(
-                table_name=self.settings.idempotency_table, boto3_client=self.catalog.client
+                table_name=self.group(IdempotencySettings).idempotency_table, boto3_client=self.catalog.client
             )
             wrapped = idempotent_function(
                 fn, data_keyword_argument=data_keyword_argument, persistence_store=persistence, config=config
@@ -138,7 +166,7 @@ def new_session() -> boto3.session.Session:
     return session
 
 
-def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
+def build_services(settings: FunctionSettings, session: boto3.session.Session | None = None) -> Services:
     """The stages' adapters, with clients of `session` (a new one by default: see the module's docstring), each
     built when first used."""
     return Services(settings, session or new_session())
@@ -147,5 +175,8 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
 _ADAPTERS = {name for name, value in vars(Services).items() if isinstance(value, cached_property)}
 
 
-#: The services of the function running in this environment (its settings, its credentials).
-get_services = PerEnvironment(lambda: build_services(get_settings()), lambda: (environment_key(), runtime_identity()))
+#: The services of the function running in this environment (its settings, validated: `get_services(IndexSettings)`,
+#: its credentials). A handler's first call builds them: a missing variable fails the function's start.
+get_services: PerEnvironment[Services] = PerEnvironment(
+    lambda cls: build_services(get_settings(cls)), lambda: (environment_key(), runtime_identity())
+)

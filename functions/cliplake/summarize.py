@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cliplake.contracts import (
+    API_NAME,
     JobKind,
     JobProvenance,
     LabelSegment,
@@ -23,7 +24,7 @@ from cliplake.contracts import (
 
 # Rekognition samples a video about every 500 ms: detections closer than this belong to one segment.
 MERGE_GAP_MS = 1000
-TOP_LABELS = 10
+TOP_LABELS = 10  # labels a summary lists first (a video's, and a batch's in its summary)
 TEXT_STEP_MS = 1000  # a line seen at one timestamp only is taken to last one sampling step
 TEXT_GAP_MS = 2500  # text sightings closer than this (text is sampled about every second) are one stretch
 
@@ -230,7 +231,7 @@ def build_summary(
                 kind: JobProvenance(
                     job_id=jobs[kind].job_id if kind in jobs else result.get("JobId", ""),
                     status=result.get("JobStatus", ""),
-                    api=_API[kind],
+                    api=API_NAME[kind],
                     model_version=_model_version(kind, result),
                 )
                 for kind, result in results.items()
@@ -239,11 +240,3 @@ def build_summary(
             summary_written_at=now_iso,
         ),
     )
-
-
-_API = {
-    JobKind.LABELS: "StartLabelDetection",
-    JobKind.MODERATION: "StartContentModeration",
-    JobKind.SEGMENTS: "StartSegmentDetection",
-    JobKind.TEXT: "StartTextDetection",
-}

@@ -100,10 +100,9 @@ def bench_hops(n: int, enforce_iam: bool = True, durable: bool = False) -> dict[
     ):
         get_settings.cache_clear()
         get_services.cache_clear()  # the handlers' clients of a previous cloud in this process
-        settings = get_settings()
         lake, catalog = (
-            Lake(settings.bucket, cloud.client("s3")),
-            Catalog(settings.catalog_table, cloud.client("dynamodb")),
+            Lake(cloud.outputs["MediaBucketName"], cloud.client("s3")),
+            Catalog(cloud.outputs["CatalogTableName"], cloud.client("dynamodb")),
         )
         clips = make_clips(Path(tmp), n)
         ts = batch_timestamp()

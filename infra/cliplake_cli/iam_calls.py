@@ -90,9 +90,9 @@ OPERATIONS: dict[str, list[Need]] = {
     "lake.write_plan": [Need("s3:PutObject", PLAN_ITEMS, why="batches.plan: Lake.put_json of the planned items")],
     "lake.write_tables": [Need("s3:PutObject", TABLE_ROWS, why="tables.write_summary_rows/write_failed_rows")],
     "lake.ingest_raw": [
-        Need("s3:PutObject", RAW, why="ingest_candidate: upload_fileobj (multipart)"),
+        Need("s3:PutObject", RAW, why="ingest_candidate: Lake.upload_stream (multipart)"),
         Need("s3:AbortMultipartUpload", RAW, why="ingest_candidate: a failed or unverified stream is aborted"),
-        Need("s3:DeleteObject", RAW, why="ingest_candidate: a small unverified object is taken back"),
+        Need("s3:DeleteObject", RAW, why="ingest_candidate: Lake.delete_object of a small unverified object"),
     ],
     # --- the catalog (adapters/catalog.py; TransactWriteItems is authorised per item as Put/Update/...)
     "catalog.video": _ddb("GetItem", "UpdateItem", why="get_video, set_status, mark_failed, job slots, tasks"),
@@ -147,7 +147,9 @@ OPERATIONS: dict[str, list[Need]] = {
         Need("ssm:GetParametersByPath", PARAMETERS + "/campaigns", why="list_campaigns (set_current_campaign)"),
     ],
     "campaigns.set_current": [Need("ssm:PutParameter", PARAMETERS + "/current-campaign", why="set_current_campaign")],
-    "pixabay.key": [Need("secretsmanager:GetSecretValue", "${PixabaySecret}", why="read_api_key")],
+    "pixabay.key": [
+        Need("secretsmanager:GetSecretValue", "${PixabaySecret}", why="batches.plan: Secrets.value of the Pixabay key")
+    ],
 }
 
 FUNCTIONS: dict[str, list[str]] = {

@@ -333,11 +333,11 @@ def principals(cfn: dict[str, Any]) -> tuple[list[Principal], dict[str, str]]:
         out.append(Principal(role_id, inline, managed, [need]))
         trusts.append((role_id, "scheduler.amazonaws.com"))
 
-    # the role Rekognition publishes completions with (the functions pass it with the topic)
-    env = cfn.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    first_fn = next(iter(resources_of_type(cfn, "AWS::Lambda::Function").values()))
-    env = first_fn["Properties"].get("Environment", {}).get("Variables", env)
-    if "CLIPLAKE_REKOGNITION_ROLE_ARN" in env:
+    # the role Rekognition publishes completions with (the functions that start jobs pass it with the topic)
+    functions = resources_of_type(cfn, "AWS::Lambda::Function").values()
+    envs = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions]
+    env = next((e for e in envs if "CLIPLAKE_REKOGNITION_ROLE_ARN" in e), {})
+    if env:
         role_id = _role_id(env["CLIPLAKE_REKOGNITION_ROLE_ARN"])
         inline, managed = _statements_of_role(resolver, res[role_id])
         topic = str(resolver.resolve(env["CLIPLAKE_REKOGNITION_TOPIC_ARN"]))

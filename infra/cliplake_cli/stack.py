@@ -22,7 +22,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from cliplake.campaigns import current_campaign_parameter_name, get_current_campaign, set_current_campaign
-from cliplake.settings import Settings, get_settings
+from cliplake.settings import CatalogSettings, LakeSettings, StackVariables, load_settings
 
 DEFAULT_STACK = "cliplake"
 DEFAULT_CAMPAIGNS_PATH = "/cliplake/campaigns"
@@ -70,22 +70,18 @@ class StackConfig:
             )
         return self.state_machine_arn
 
-    def function_settings(self) -> Settings:
-        """The functions' settings with this stack's resources (for operator commands that run stage logic)."""
-        return get_settings().model_copy(
-            update={
-                "bucket": self.bucket,
-                "catalog_table": self.table,
-                "batch_state_machine_arn": self.state_machine_arn,
-                "notifications_topic_arn": self.topic_arn,
-                "campaigns_parameter_path": self.campaigns_path,
-            }
-        )
+    def function_settings(self) -> OperatorSettings:
+        """Settings with this stack's lake and catalog, for operator commands that run stage logic (`reindex`)."""
+        return load_settings(OperatorSettings, bucket=self.bucket, catalog_table=self.table)
+
+
+class OperatorSettings(LakeSettings, CatalogSettings):
+    """What the stage logic an operator command runs needs (`reindex`: the index stage without its idempotency)."""
 
 
 def from_environment(stack: str = DEFAULT_STACK) -> StackConfig:
-    """What the CLIPLAKE_* variables name (read through the functions' settings, the one reader of them)."""
-    s = get_settings()
+    """What the CLIPLAKE_* variables name (read through `cliplake.settings`, the one reader of them)."""
+    s = StackVariables()
     return StackConfig(
         bucket=s.bucket,
         table=s.catalog_table,
@@ -105,13 +101,14 @@ def describe_stack(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]
 
 def with_outputs(config: StackConfig, outputs: dict[str, str]) -> StackConfig:
     """`config` with what it leaves empty taken from the stack's outputs (the campaigns path: the stack's)."""
+    stack = StackVariables.of_outputs(outputs)
     return replace(
         config,
-        bucket=config.bucket or outputs.get("MediaBucketName", ""),
-        table=config.table or outputs.get("CatalogTableName", ""),
-        state_machine_arn=config.state_machine_arn or outputs.get("BatchStateMachineArn", ""),
-        topic_arn=config.topic_arn or outputs.get("NotificationsTopicArn", ""),
-        campaigns_path=outputs.get("CampaignsParameterPath") or config.campaigns_path,
+        bucket=config.bucket or stack.bucket,
+        table=config.table or stack.catalog_table,
+        state_machine_arn=config.state_machine_arn or stack.batch_state_machine_arn,
+        topic_arn=config.topic_arn or stack.notifications_topic_arn,
+        campaigns_path=stack.campaigns_parameter_path or config.campaigns_path,
     )
 
 

@@ -20,7 +20,7 @@ import boto3
 from pydantic import BaseModel, Field
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.settings import get_settings
+from cliplake.settings import RekognitionJobsSettings
 from cliplake_cli.stack import StackConfig, describe_stack
 
 QUEUES = ("RawVideo", "Completion", "Summary", "Batch", "Ingest", "Segment")
@@ -89,7 +89,8 @@ def collect(config: StackConfig, session: Any | None = None) -> Status:
 
     catalog = Catalog(config.table or outputs.get("CatalogTableName", ""), session.client("dynamodb"))
     status.job_slots_in_use = catalog.jobs_in_flight()
-    status.max_jobs_in_flight = int(params.get("MaxJobsInFlight") or get_settings().max_jobs_in_flight)
+    default_jobs = RekognitionJobsSettings.model_fields["max_jobs_in_flight"].default
+    status.max_jobs_in_flight = int(params.get("MaxJobsInFlight") or default_jobs)
     status.videos = [
         SourceCounts(source=src, received=c["raw"], indexed=c["processed"], failed=c["failed"])
         for src, c in sorted(catalog.stats().items())

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cliplake.media import encode_audio, encode_segment, ffmpeg_exe, join_parts, probe, split_points, transcode_to_h264
-from cliplake.settings import Settings
+from cliplake.settings import SegmentsSettings
 
 TARGET_S = 600.0
 # The stack's documented defaults (settings.py): the bench measures what a deployment runs.
-SEGMENT_S: float = Settings.model_fields["segment_length_s"].default
-MAX_SEGMENTS: int = Settings.model_fields["max_segments"].default
+SEGMENT_S: float = SegmentsSettings.model_fields["segment_length_s"].default
+MAX_SEGMENTS: int = SegmentsSettings.model_fields["max_segments"].default
 REFERENCE_720P_FPS = 151.0  # the project's settings on 2 idle cores, synthetic 720p30 VP9 (FACTS.md)
 
 

@@ -826,16 +826,15 @@ def _wire_alarm(cloud: LocalCloud, name: str, props: dict[str, Any], lid: str = 
 
 
 def _batch_environment(outputs: dict[str, str]) -> dict[str, str]:
-    """What the CLI and the dashboard read for batches, plus the bundled samples (the offline source)."""
+    """What the CLI and the dashboard read (the stack's outputs as `cliplake.settings.StackVariables` names them),
+    plus the bundled samples (the offline source)."""
+    from cliplake.settings import StackVariables
     from cliplake_localcloud.rekognition.models import default_assets_dir as assets_dir
 
-    env = {
-        "CLIPLAKE_BATCH_STATE_MACHINE_ARN": outputs.get("BatchStateMachineArn", ""),
-        "CLIPLAKE_NOTIFICATIONS_TOPIC_ARN": outputs.get("NotificationsTopicArn", ""),
-    }
+    env = StackVariables.of_outputs(outputs).environment()
     if not os.environ.get("CLIPLAKE_ASSETS_DIR") and (assets_dir() / "samples.json").is_file():
         env["CLIPLAKE_ASSETS_DIR"] = str(assets_dir())
-    return {k: v for k, v in env.items() if v}
+    return env
 
 
 _WIRING = {

@@ -12,6 +12,7 @@ import pytest
 import requests
 from sources_testkit import REGION, SAMPLE_MP4, generated_sha1
 
+from cliplake.adapters.s3 import Lake, transfer_config
 from cliplake.contracts import Attribution
 from cliplake.lake import parse_raw_key, raw_key
 from cliplake.sources.ingest import (
@@ -20,7 +21,6 @@ from cliplake.sources.ingest import (
     ingest_batch,
     ingest_candidate,
     object_metadata,
-    transfer_config,
 )
 from cliplake.sources.models import Candidate
 from cliplake.sources.planning import plan_batch
@@ -51,7 +51,7 @@ def sample_candidate(url: str, **kw) -> Candidate:
 def test_streams_real_bytes_with_attribution_metadata(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4")
 
-    key = ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+    key = ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
 
     assert key == raw_key("wikimedia", "travel", "big_buck_bunny.mp4", TS)
     parsed = parse_raw_key(key)
@@ -65,7 +65,7 @@ def test_streams_real_bytes_with_attribution_metadata(s3, media_server, sleeper)
 
 def test_file_url_of_a_bundled_sample(s3, sleeper):
     cand = sample_candidate(SAMPLE_MP4.resolve().as_uri(), source="samples", source_id="big_buck_bunny")
-    key = ingest_candidate(cand, s3, "lake", "demo", TS, requests.Session(), sleep=sleeper)
+    key = ingest_candidate(cand, Lake("lake", s3), "demo", TS, requests.Session(), sleep=sleeper)
     assert key.startswith("media-raw/video/samples/demo/")
     assert s3.head_object(Bucket="lake", Key=key)["ContentLength"] == SAMPLE_MP4.stat().st_size
 
@@ -74,7 +74,7 @@ def test_sha1_mismatch_raises_and_leaves_no_object(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4", sha1="0" * 40)
 
     with pytest.raises(IngestError, match="sha1 mismatch") as err:
-        ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+        ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
 
     assert (err.value.source, err.value.source_id) == ("wikimedia", "66554433")
     assert s3.list_objects_v2(Bucket="lake").get("KeyCount") == 0
@@ -87,7 +87,7 @@ def test_sha1_mismatch_in_a_multipart_upload_aborts_it(s3, media_server, sleeper
 
     with pytest.raises(IngestError, match="sha1 mismatch"):
         ingest_candidate(
-            cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper, config=transfer_config(5 * MiB)
+            cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper, config=transfer_config(5 * MiB)
         )
 
     assert s3.list_objects_v2(Bucket="lake").get("KeyCount") == 0
@@ -97,13 +97,13 @@ def test_sha1_mismatch_in_a_multipart_upload_aborts_it(s3, media_server, sleeper
 def test_listed_size_differing_from_the_server_fails_fast(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4", size=123)
     with pytest.raises(IngestError, match="size mismatch"):
-        ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+        ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
 
 
 def test_transient_failures_are_retried_honouring_retry_after(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4?fail=2")
 
-    key = ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+    key = ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
 
     assert sleeper.calls == [1.0, 1.0]  # Retry-After: 1 on each 503
     assert s3.head_object(Bucket="lake", Key=key)["ContentLength"] == SAMPLE_MP4.stat().st_size
@@ -112,14 +112,14 @@ def test_transient_failures_are_retried_honouring_retry_after(s3, media_server, 
 def test_retries_then_ingest_error(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4?fail=99&n=2")
     with pytest.raises(IngestError, match="HTTP 503") as err:
-        ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper, retries=3)
+        ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper, retries=3)
     assert err.value.attempts == 4 and len(sleeper.calls) == 3
 
 
 def test_truncated_body_is_retried_with_backoff_then_fails(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/truncate/big_buck_bunny.mp4")
     with pytest.raises(IngestError, match=r"interrupted|size mismatch") as err:
-        ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper, retries=2)
+        ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper, retries=2)
     assert err.value.attempts == 3 and sleeper.calls == [2.0, 4.0]
     assert s3.list_objects_v2(Bucket="lake").get("KeyCount") == 0
 
@@ -127,7 +127,7 @@ def test_truncated_body_is_retried_with_backoff_then_fails(s3, media_server, sle
 def test_not_found_is_not_retried(s3, media_server, sleeper):
     cand = sample_candidate(f"{media_server.url}/files/nope.mp4")
     with pytest.raises(IngestError, match="HTTP 404"):
-        ingest_candidate(cand, s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+        ingest_candidate(cand, Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
     assert sleeper.calls == []
 
 
@@ -135,7 +135,7 @@ def test_a_failed_video_does_not_stop_the_batch(s3, media_server, sleeper):
     good = sample_candidate(f"{media_server.url}/files/big_buck_bunny.mp4")
     bad = sample_candidate(f"{media_server.url}/files/nope.mp4", source_id="404")
 
-    outcome = ingest_batch([bad, good], s3, "lake", "travel", TS, requests.Session(), sleep=sleeper)
+    outcome = ingest_batch([bad, good], Lake("lake", s3), "travel", TS, requests.Session(), sleep=sleeper)
 
     assert outcome.failed == {("wikimedia", "404"): "HTTP 404"}
     assert list(outcome.ingested) == [("wikimedia", "66554433")]
@@ -183,7 +183,7 @@ def test_running_the_same_plan_twice_ingests_nothing_new(s3, media_server, sleep
 
     def run(ts: str) -> dict[tuple[str, str], str]:
         plan = plan_batch(pool, 3, seen=lambda s, i: (s, i) in catalog_ids, seen_hash=lambda h: h in catalog_hashes)
-        outcome = ingest_batch(plan.items, s3, "lake", "travel", ts, requests.Session(), sleep=sleeper)
+        outcome = ingest_batch(plan.items, Lake("lake", s3), "travel", ts, requests.Session(), sleep=sleeper)
         for cand in plan.items:
             if (cand.source, cand.source_id) in outcome.ingested:
                 catalog_ids.add((cand.source, cand.source_id))
@@ -215,7 +215,7 @@ def test_memory_stays_flat_for_a_file_much_larger_than_the_chunk_budget(media_se
     gc.collect()
     tracemalloc.start()
     try:
-        key = ingest_candidate(cand, s3, "big", "travel", TS, session, config=transfer_config(chunk, 2))
+        key = ingest_candidate(cand, Lake("big", s3), "travel", TS, session, config=transfer_config(chunk, 2))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -17,10 +17,10 @@ from cliplake.sources.pixabay import (
     LICENCE_URL,
     PixabayClient,
     PixabayError,
+    api_key_of,
     cached_session,
     choose_rendition,
     dynamodb_cache,
-    read_api_key,
 )
 
 KEY = "12345678-0f1e2d3c4b5a69788796a5b4c"  # the shape of a Pixabay key; never a real one
@@ -204,12 +204,15 @@ def test_key_never_in_logs_over_a_real_socket(media_server, sleeper, caplog, tmp
 
 
 def test_read_api_key_from_secrets_manager(secrets):
+    from cliplake.adapters.secrets import NoSecret, Secrets
+
     secrets.create_secret(Name="cliplake/pixabay", SecretString=KEY)
     secrets.create_secret(Name="cliplake/pixabay-json", SecretString=f'{{"api_key": "{KEY}"}}')
-    assert read_api_key(secrets, "cliplake/pixabay") == KEY
-    assert read_api_key(secrets, "cliplake/pixabay-json") == KEY
-    with pytest.raises(PixabayError, match="no Pixabay secret"):
-        read_api_key(secrets, "")
+    store = Secrets(secrets)
+    assert api_key_of(store.value("cliplake/pixabay"), "cliplake/pixabay") == KEY
+    assert api_key_of(store.value("cliplake/pixabay-json"), "cliplake/pixabay-json") == KEY
+    with pytest.raises(NoSecret, match="no secret configured"):
+        store.value("")
 
 
 def test_dynamodb_backend_for_aws(aws, rsps, sleeper):

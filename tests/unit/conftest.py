@@ -20,14 +20,14 @@ from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
-from unitkit import BUCKET, TABLE, TOPIC, FakeMedia, FakeRekognition, FakeTokens, FakeTopic, Unit, catalog_table
+from unitkit import BUCKET, ROLE, TABLE, TOPIC, FakeMedia, FakeRekognition, FakeTokens, FakeTopic, Unit, catalog_table
 
 import cliplake.analyze as analyze_module
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.rekognition import Channel, CompletionTopic
 from cliplake.adapters.s3 import Lake
 from cliplake.services import Services, new_session
-from cliplake.settings import Settings
+from cliplake.settings import AnalyzeSettings
 
 
 @pytest.fixture
@@ -45,10 +45,13 @@ def unit(monkeypatch, tmp_path) -> Iterator[Unit]:
         ddb, s3 = session.client("dynamodb", region_name="us-east-1"), session.client("s3", region_name="us-east-1")
         catalog_table(ddb)
         s3.create_bucket(Bucket=BUCKET)
-        settings = Settings(bucket=BUCKET, catalog_table=TABLE, rekognition_topic_arn=TOPIC, work_dir=str(tmp_path),
-                            max_jobs_in_flight=12)  # fmt: skip
+        # the analyze stage's settings hold all that finalize and index read too
+        settings = AnalyzeSettings(bucket=BUCKET, catalog_table=TABLE, idempotency_table="idempotency",
+                                   rekognition_topic_arn=TOPIC, rekognition_role_arn=ROLE,
+                                   segment_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/segments",
+                                   work_dir=str(tmp_path), max_jobs_in_flight=12)  # fmt: skip
         rekognition, tokens, topic = FakeRekognition(), FakeTokens(), FakeTopic()
         svc = Services(settings=settings, lake=Lake(BUCKET, s3), catalog=Catalog(TABLE, ddb),
-                       rekognition=rekognition, channel=Channel(TOPIC, "arn:aws:iam::123456789012:role/unit"),
+                       rekognition=rekognition, channel=Channel(TOPIC, ROLE),
                        completions=CompletionTopic(TOPIC, topic), tokens=tokens)  # type: ignore[arg-type]  # fmt: skip
         yield Unit(svc, s3, rekognition, tokens, topic, media)

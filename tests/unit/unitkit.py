@@ -19,6 +19,7 @@ from cliplake.services import Services
 
 BUCKET, TABLE = "unit-lake", "unit-catalog"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:unit-rekognition"
+ROLE = "arn:aws:iam::123456789012:role/unit"
 H264 = Probe(container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", width=320, height=240, fps=25.0, duration_s=4.0,
              has_audio=False)  # fmt: skip
 VP9 = Probe(container="matroska,webm", codec="vp9", width=320, height=240, fps=25.0, duration_s=4.0, has_audio=False)

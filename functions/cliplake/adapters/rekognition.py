@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from cliplake.contracts import JobKind, RekognitionCompletion
+from cliplake.contracts import API_NAME, JobKind, RekognitionCompletion
 
 # The errors that mean "not now": back off through the queue, never fail the video.
 BACKPRESSURE_CODES = {
@@ -27,29 +28,14 @@ BACKPRESSURE_CODES = {
 # The errors that mean "this video will never work".
 INVALID_VIDEO_CODES = {"InvalidS3ObjectException", "VideoTooLargeException", "InvalidParameterException"}
 
-START = {
-    JobKind.LABELS: "start_label_detection",
-    JobKind.MODERATION: "start_content_moderation",
-    JobKind.SEGMENTS: "start_segment_detection",
-    JobKind.TEXT: "start_text_detection",
-}
-GET = {
-    JobKind.LABELS: "get_label_detection",
-    JobKind.MODERATION: "get_content_moderation",
-    JobKind.SEGMENTS: "get_segment_detection",
-    JobKind.TEXT: "get_text_detection",
-}
+#: boto3's methods of each analysis: `start_label_detection`, `get_label_detection`, ... (from `API_NAME`)
+START = {kind: xform_name(api) for kind, api in API_NAME.items()}
+GET = {kind: xform_name("Get" + api.removeprefix("Start")) for kind, api in API_NAME.items()}
 ITEMS = {
     JobKind.LABELS: "Labels",
     JobKind.MODERATION: "ModerationLabels",
     JobKind.SEGMENTS: "Segments",
     JobKind.TEXT: "TextDetections",
-}
-API_NAME = {
-    JobKind.LABELS: "StartLabelDetection",
-    JobKind.MODERATION: "StartContentModeration",
-    JobKind.SEGMENTS: "StartSegmentDetection",
-    JobKind.TEXT: "StartTextDetection",
 }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -19,8 +20,29 @@ from botocore.exceptions import ClientError
 S3_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
 
 
+MiB = 1024 * 1024
+DEFAULT_CHUNK_BYTES = 8 * MiB
+DEFAULT_CONCURRENCY = 2
+
+
 def s3_client(**kwargs: Any) -> Any:
     return boto3.client("s3", config=S3_CONFIG, **kwargs)
+
+
+def transfer_config(
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES, max_concurrency: int = DEFAULT_CONCURRENCY
+) -> TransferConfig:
+    """A `TransferConfig` whose memory use is bounded by a few chunks, whatever the object size."""
+    config = TransferConfig(
+        multipart_threshold=chunk_bytes,
+        multipart_chunksize=chunk_bytes,
+        max_concurrency=max_concurrency,
+        io_chunksize=256 * 1024,
+        use_threads=True,
+    )
+    # Parts read from a non-seekable stream wait in memory for an upload thread; bound how many.
+    config.max_in_memory_upload_chunks = max_concurrency
+    return config
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,26 @@ class Lake:
         if tags:  # lifecycle rules can filter on tags
             extra["Tagging"] = urlencode(tags)
         self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+
+    def upload_stream(
+        self,
+        stream: BinaryIO,
+        key: str,
+        content_type: str = "",
+        metadata: dict[str, str] | None = None,
+        config: TransferConfig | None = None,
+    ) -> None:
+        """Stream a file object of unknown length into `key`, read in `config`'s parts (`transfer_config()`): a
+        multipart upload above its threshold, aborted when a read raises (no object appears, no S3 event). The
+        botocore error of a failed transfer has the read's exception as its cause."""
+        extra: dict[str, Any] = {"Metadata": metadata or {}}
+        if content_type:
+            extra["ContentType"] = content_type
+        self.client.upload_fileobj(stream, self.bucket, key, ExtraArgs=extra, Config=config or transfer_config())
+
+    def delete_object(self, key: str) -> None:
+        """Delete one key (an object that went up in one piece and must be taken back)."""
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def delete(self, keys: list[str]) -> None:
         """Delete `keys` (current versions; a versioned bucket keeps the old ones until its lifecycle)."""

@@ -35,8 +35,7 @@ def ingest_item(svc: Services, msg: ItemTask) -> str:
     try:
         key = ingest_candidate(
             cand,
-            svc.lake.client,
-            svc.settings.bucket,
+            svc.lake,
             inp.campaign,
             inp.ts,
             build_session(svc.settings.contact_email),

@@ -20,8 +20,8 @@ from cliplake.contracts import (
     VideoStatus,
 )
 from cliplake.services import Services
+from cliplake.summarize import TOP_LABELS
 
-TOP_LABELS = 10
 MAX_LISTED_FAILURES = 50  # failures the summary lists (the email, the task output, the batch record)
 LISTED_FAILURES_BYTES = 24 * 1024  # bytes of the email's failure lines, at most (SNS: 256 KB a message)
 LISTED_REASON = 300  # characters of a listed failure's reason (its item record keeps up to MAX_REASON)

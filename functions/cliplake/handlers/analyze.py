@@ -16,13 +16,15 @@ from cliplake.contracts import ObjectRef, S3NotificationSqsRecord
 from cliplake.lake import LakeKeyError, parse_raw_key
 from cliplake.permissions import give_up_when_denied
 from cliplake.services import get_services
+from cliplake.settings import AnalyzeSettings
 
 logger = Logger(service="analyze")
 metrics = Metrics(namespace="cliplake", service="analyze")
+SETTINGS = AnalyzeSettings  # its environment (infra/template.yaml gives it exactly these variables)
 
 
 def record_handler(record: S3NotificationSqsRecord) -> None:
-    svc = get_services()
+    svc = get_services(SETTINGS)
     analyze = svc.idempotent(analyze_object, "ref")
     for event in record.body.Records:
         ref = ObjectRef.from_event(event)
@@ -53,6 +55,7 @@ def _video_id(key: str) -> str | None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_services().idempotent(analyze_object, "ref", context)  # registers the context (in-progress expiry)
+    # the services are built at the function's start (a missing variable fails it, named); the context registered
+    get_services(SETTINGS).idempotent(analyze_object, "ref", context)
     processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationSqsRecord)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -14,13 +14,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cliplake.batches import parse_batch_task, run_plan, run_summarize
 from cliplake.contracts import PlanTask
 from cliplake.services import get_services
+from cliplake.settings import BatchSettings
 
 logger = Logger(service="batch")
 metrics = Metrics(namespace="cliplake", service="batch")
+SETTINGS = BatchSettings  # its environment (infra/template.yaml gives it exactly these variables)
 
 
 def record_handler(record: SQSRecord) -> None:
-    svc = get_services()
+    svc = get_services(SETTINGS)
     task = parse_batch_task(json.loads(record.body))
     logger.append_keys(batch_id=task.batch_id)
     if isinstance(task, PlanTask):
@@ -35,5 +37,6 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_services(SETTINGS)  # built at the function's start: a missing variable fails it with the variable's name
     processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

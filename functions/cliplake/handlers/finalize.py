@@ -14,13 +14,15 @@ from cliplake.contracts import CompletionSqsRecord
 from cliplake.finalize import FinalizeResult, finalize_completion
 from cliplake.permissions import give_up_when_denied
 from cliplake.services import get_services
+from cliplake.settings import FinalizeSettings
 
 logger = Logger(service="finalize")
 metrics = Metrics(namespace="cliplake", service="finalize")
+SETTINGS = FinalizeSettings  # its environment (infra/template.yaml gives it exactly these variables)
 
 
 def record_handler(record: CompletionSqsRecord) -> None:
-    svc = get_services()
+    svc = get_services(SETTINGS)
     finalize = svc.idempotent(finalize_completion, "completion")
     try:
         result = FinalizeResult.model_validate(finalize(svc, completion=record.body))
@@ -43,6 +45,7 @@ def _video_of_job(svc, job_id: str) -> str | None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_services().idempotent(finalize_completion, "completion", context)  # registers the context (in-progress expiry)
+    # the services are built at the function's start (a missing variable fails it, named); the context registered
+    get_services(SETTINGS).idempotent(finalize_completion, "completion", context)
     processor = BatchProcessor(event_type=EventType.SQS, model=CompletionSqsRecord)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

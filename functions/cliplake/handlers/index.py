@@ -12,13 +12,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cliplake.contracts import ObjectRef, S3NotificationSqsRecord
 from cliplake.index import IndexResult, index_summary
 from cliplake.services import get_services
+from cliplake.settings import IndexSettings
 
 logger = Logger(service="index")
 metrics = Metrics(namespace="cliplake", service="index")
+SETTINGS = IndexSettings  # its environment (infra/template.yaml gives it exactly these variables)
 
 
 def record_handler(record: S3NotificationSqsRecord) -> None:
-    svc = get_services()
+    svc = get_services(SETTINGS)
     index = svc.idempotent(index_summary, "ref")
     for event in record.body.Records:
         ref = ObjectRef.from_event(event)
@@ -29,6 +31,7 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_services().idempotent(index_summary, "ref", context)  # registers the context (in-progress expiry)
+    # the services are built at the function's start (a missing variable fails it, named); the context registered
+    get_services(SETTINGS).idempotent(index_summary, "ref", context)
     processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationSqsRecord)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

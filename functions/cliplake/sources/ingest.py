@@ -1,7 +1,7 @@
 """Ingest: stream one candidate's bytes from its source into the lake's raw prefix, verified and attributed.
 
 The download is never held in memory or on disk: the HTTP response body is read in bounded parts straight into
-an S3 multipart upload (`upload_fileobj` with a `TransferConfig`), so memory stays around
+an S3 multipart upload (the lake adapter's `Lake.upload_stream`, with a `TransferConfig`), so memory stays around
 `chunk_bytes x (in-memory chunks + threads)` whatever the file size. Size and SHA-1 are checked while the
 bytes pass; a mismatch raises before the last part is sent, so the multipart upload is aborted and no object
 (and no S3 event) appears. The attribution travels with the object as user metadata.
@@ -28,6 +28,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
+from cliplake.adapters.s3 import Lake, transfer_config
 from cliplake.contracts import Attribution
 from cliplake.lake import raw_key
 from cliplake.sources.http import Retryable, RetryPolicy, retry_after_seconds
@@ -35,9 +36,6 @@ from cliplake.sources.models import Candidate
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-DEFAULT_CHUNK_BYTES = 8 * MiB
-DEFAULT_CONCURRENCY = 2
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # S3 allows 2 KB of user metadata per object (keys + values).
 METADATA_LIMIT = 2000
@@ -58,22 +56,6 @@ class IngestError(RuntimeError):
 
 class _Permanent(Exception):
     """A failure not worth retrying (HTTP 404, size or SHA-1 mismatch on a complete download)."""
-
-
-def transfer_config(
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES, max_concurrency: int = DEFAULT_CONCURRENCY
-) -> TransferConfig:
-    """A `TransferConfig` whose memory use is bounded by a few chunks, whatever the object size."""
-    config = TransferConfig(
-        multipart_threshold=chunk_bytes,
-        multipart_chunksize=chunk_bytes,
-        max_concurrency=max_concurrency,
-        io_chunksize=256 * 1024,
-        use_threads=True,
-    )
-    # Parts read from a non-seekable stream wait in memory for an upload thread; bound how many.
-    config.max_in_memory_upload_chunks = max_concurrency
-    return config
 
 
 # ------------------------------------------------------------------------------------------------- streaming
@@ -182,8 +164,7 @@ def object_metadata(attribution: Attribution) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------------ ingest
 def _upload_once(
     candidate: Candidate,
-    s3_client: Any,
-    bucket: str,
+    lake: Lake,
     key: str,
     session: requests.Session,
     config: TransferConfig,
@@ -195,11 +176,9 @@ def _upload_once(
         if expected is not None and length is not None and length != expected:
             raise _Permanent(f"size mismatch: source lists {expected} bytes, server sends {length}")
         stream = VerifyingStream(body, expected if expected is not None else length, candidate.sha1)
-        extra = {"Metadata": {**object_metadata(candidate.to_attribution()), **(metadata or {})}}
-        if candidate.mime:
-            extra["ContentType"] = candidate.mime
+        meta = {**object_metadata(candidate.to_attribution()), **(metadata or {})}
         try:
-            s3_client.upload_fileobj(stream, bucket, key, ExtraArgs=extra, Config=config)
+            lake.upload_stream(stream, key, candidate.mime or "", meta, config)
         except (Retryable, _Permanent):
             raise
         except (ClientError, BotoCoreError) as exc:
@@ -210,15 +189,14 @@ def _upload_once(
         try:
             stream.finish()
         except (Retryable, _Permanent):
-            s3_client.delete_object(Bucket=bucket, Key=key)  # a small object went up in one piece: take it back
+            lake.delete_object(key)  # a small object went up in one piece: take it back
             raise
         return stream
 
 
 def ingest_candidate(
     candidate: Candidate,
-    s3_client: Any,
-    bucket: str,
+    lake: Lake,
     campaign: str,
     ts: str,
     session: requests.Session,
@@ -245,7 +223,7 @@ def ingest_candidate(
     def attempt() -> VerifyingStream:
         nonlocal tried
         tried += 1
-        return _upload_once(candidate, s3_client, bucket, key, session, config, timeout, metadata)
+        return _upload_once(candidate, lake, key, session, config, timeout, metadata)
 
     try:
         stream = policy.call(attempt)
@@ -255,7 +233,7 @@ def ingest_candidate(
         "ingested %s/%s -> s3://%s/%s (%d bytes, sha1 %s)",
         candidate.source,
         candidate.source_id,
-        bucket,
+        lake.bucket,
         key,
         stream.bytes_read,
         stream.sha1,
@@ -273,8 +251,7 @@ class BatchOutcome:
 
 def ingest_batch(
     candidates: Iterable[Candidate],
-    s3_client: Any,
-    bucket: str,
+    lake: Lake,
     campaign: str,
     ts: str,
     session: requests.Session,
@@ -285,7 +262,7 @@ def ingest_batch(
     for cand in candidates:
         ident = (cand.source, cand.source_id)
         try:
-            outcome.ingested[ident] = ingest_candidate(cand, s3_client, bucket, campaign, ts, session, **kwargs)
+            outcome.ingested[ident] = ingest_candidate(cand, lake, campaign, ts, session, **kwargs)
         except IngestError as exc:
             log.error("%s", exc)
             outcome.failed[ident] = exc.reason

@@ -1,11 +1,11 @@
 """Pixabay: search videos through the Pixabay API, cached 24 h as its terms require.
 
-The API key lives in Secrets Manager (`read_api_key`) and is sent as the `key` query parameter, so the full
-request URL is a secret: it never reaches a log line, an exception message or the response cache (the cache
-strips `key` from its keys and stored requests). The API allows 100 requests per 60 s per key and says so in
-`X-RateLimit-Limit/Remaining/Reset`; this client waits for the window to reset when `Remaining` hits 0 and
-retries HTTP 429 with backoff. Error bodies are plain text, e.g. `[ERROR 400] "per_page" is out of accepted
-range 3-200.`
+The API key lives in Secrets Manager (read by `cliplake.adapters.secrets`, parsed by `api_key_of`) and is sent
+as the `key` query parameter, so the full request URL is a secret: it never reaches a log line, an exception
+message or the response cache (the cache strips `key` from its keys and stored requests). The API allows 100
+requests per 60 s per key and says so in `X-RateLimit-Limit/Remaining/Reset`; this client waits for the window
+to reset when `Remaining` hits 0 and retries HTTP 429 with backoff. Error bodies are plain text, e.g.
+`[ERROR 400] "per_page" is out of accepted range 3-200.`
 
 Videos come in up to four renditions (`videos.large/medium/small/tiny`, `large` sometimes empty); the largest
 one at or below the configured height is offered. Everything on Pixabay is under the Pixabay Content License.
@@ -52,13 +52,6 @@ class PixabayError(RuntimeError):
 # ------------------------------------------------------------------------------------------ AWS adapter: key
 NO_KEY = "no Pixabay API key in the secret (aws secretsmanager put-secret-value)"
 _KEY_FIELDS = ("key", "api_key", "pixabay_api_key", "PIXABAY_API_KEY")
-
-
-def read_api_key(secrets_client: Any, secret_id: str) -> str:
-    """The Pixabay API key from Secrets Manager (read once)."""
-    if not secret_id:
-        raise PixabayError("no Pixabay secret configured (CLIPLAKE_PIXABAY_SECRET_ID)")
-    return api_key_of(secrets_client.get_secret_value(SecretId=secret_id)["SecretString"], secret_id)
 
 
 def api_key_of(secret: str, secret_id: str) -> str:
