@@ -40,7 +40,7 @@ def _failing(err: Exception):
 def test_a_segment_task_that_fails_on_the_network_is_backed_off_and_redelivered(kind, monkeypatch):
     sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url="https://sqs.us-east-1.amazonaws.com",
                        aws_access_key_id="k", aws_secret_access_key="s")  # fmt: skip
-    monkeypatch.setattr(segment_handler, "get_services", lambda: SimpleNamespace(sqs=sqs))
+    monkeypatch.setattr(segment_handler, "get_services", lambda settings: SimpleNamespace(sqs=sqs))
     err = NetworkError("encoding a segment failed on the network: HTTP error 503 Service Unavailable")
     monkeypatch.setattr(segment_handler, "run_part" if kind == "video" else "run_join", _failing(err))
     with Stubber(sqs) as stub:
@@ -53,7 +53,7 @@ def test_a_segment_task_that_fails_on_the_network_is_backed_off_and_redelivered(
 
 def test_a_media_error_is_not_backed_off(monkeypatch):
     sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
-    monkeypatch.setattr(segment_handler, "get_services", lambda: SimpleNamespace(sqs=sqs))
+    monkeypatch.setattr(segment_handler, "get_services", lambda settings: SimpleNamespace(sqs=sqs))
     monkeypatch.setattr(segment_handler, "run_part", _failing(MediaError("encoding a segment failed: Invalid data")))
     with Stubber(sqs), pytest.raises(MediaError):  # no back-off: the Stubber expects no call (and fails on one)
         segment_handler.record_handler(_record("video", receives=1))
