@@ -20,7 +20,6 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from cliplake.adapters.catalog import (
     BATCHES_INDEX,
     Catalog,
-    batch_key,
     campaign_index,
     from_ddb,
     label_floor,
@@ -162,8 +161,8 @@ class Backend:
 
     @guarded
     def batch(self, batch_id: str) -> dict[str, Any] | None:
-        r = self.ddb.get_item(TableName=self.config.table, Key=batch_key(batch_id))
-        return from_ddb(r["Item"]) if "Item" in r else None
+        """A batch record with its planned items (records of their own under the batch, read by pages)."""
+        return self.catalog.get_batch(batch_id)
 
     @guarded
     def video(self, video_id: str) -> dict[str, Any] | None:

@@ -98,6 +98,16 @@ def item_rows(batch: dict[str, Any], videos: dict[str, dict[str, Any]]) -> list[
     return rows
 
 
+def batch_failures(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every failure of a summarised batch, from its items' outcomes (the record lists only the first ones)."""
+    failed = [
+        {"video_id": i.get("video_id", ""), "title": i.get("title", ""), "reason": i.get("reason", "")}
+        for i in batch.get("items", [])
+        if i.get("outcome") == "FAILED"
+    ]
+    return failed or list(batch.get("failures", []))
+
+
 def stage_progress(stage: str) -> int:
     """0..100 through the stages (FAILED counts as done)."""
     if stage == "FAILED":

@@ -299,10 +299,16 @@ def test_cli_smoke_credits_and_schedule_fire(cloud, sources, catalog, tmp_path, 
 
 
 def test_cost_model_counts_the_definition():
-    from cliplake_cli.bench import cost_per_video, cost_per_video_polling, dollars, rekognition_per_minute
+    from cliplake_cli.bench import ASL_PATH, cost_per_video, cost_per_video_polling, dollars, rekognition_per_minute
 
     ours = cost_per_video(batch_size=2)
-    assert ours["state transitions"] == 1 + 4 / 2  # one task per video; plan, map, summary, notify per batch
+    # per video: its child execution's start and its Video task; plan, map, summary, notify per batch
+    assert ours["state transitions"] == 1 + 1 + 4 / 2
+    # a failed video also enters the Catch's Pass state
+    assert cost_per_video(batch_size=1000, failed_share=0.2)["state transitions"] == pytest.approx(2 + 0.2 + 0.004)
+    definition = json.loads(ASL_PATH.read_text())
+    definition["States"]["Items"]["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    assert cost_per_video(batch_size=2, definition=definition)["state transitions"] == 1 + 4 / 2  # no child starts
     assert ours["lambda invocations"] == 7 + 2 / 2  # ingest, analyze, 4 completions (one per feature), index
     fewer = cost_per_video(batch_size=2, features=("labels", "text"))
     assert fewer["lambda invocations"] == 5 + 2 / 2 and fewer["sns publishes"] == 2 + 1 / 2

@@ -196,7 +196,8 @@ def test_a_range_starting_off_a_keyframe_would_show_at_the_join(sources, tmp_pat
 # ------------------------------------------------------------------------------ the keyframe index over HTTP
 class FlakyServer:
     """Serves one file over HTTP with range requests, as S3 serves a presigned URL; the first `fail` requests fail
-    with `how`: "503" (Service Unavailable) or "reset" (the connection reset, no answer)."""
+    with `how`: "503" (Service Unavailable), "reset" (the connection reset, no answer) or "cut" (the connection
+    reset after a part of the answer's body)."""
 
     def __init__(self, path: Path, fail: int = 0, how: str = "503") -> None:
         self.data, self.fail, self.how = path.read_bytes(), fail, how
@@ -222,7 +223,7 @@ class FlakyServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if failing:  # SO_LINGER 0: close() sends a reset
+                if failing and outer.how == "reset":  # SO_LINGER 0: close() sends a reset
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
                     self.close_connection, self.wfile = True, io.BytesIO()
@@ -235,8 +236,16 @@ class FlakyServer:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
                 self.send_header("Content-Length", str(end - start + 1))
                 self.end_headers()
+                body = outer.data[start : end + 1]
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # ffmpeg stops reading early
-                    self.wfile.write(outer.data[start : end + 1])
+                    if failing:  # "cut": a third of the body, then a reset
+                        self.wfile.write(body[: len(body) // 3])
+                        self.wfile.flush()
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
+                        self.close_connection, self.wfile = True, io.BytesIO()
+                        return
+                    self.wfile.write(body)
 
         return Handler
 
@@ -293,3 +302,30 @@ def test_a_media_error_over_a_url_is_not_retried(tmp_path, flaky):
         keyframe_at_or_before(server.url, 90.0, retry=_policy(waits))
     assert not isinstance(caught.value, NetworkError) and waits == [] and server.requests == 1
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("how", ["503", "reset", "cut"])
+def test_a_segment_encode_that_fails_on_the_network_raises_a_retryable_error(how, sources, flaky, tmp_path):
+    """Every read of the range fails ("cut": each answer's body stops a third of the way, where ffmpeg exited 0
+    with a truncated part): NetworkError, so the task is redelivered, never a MediaError or a short part."""
+    server = flaky(sources["webm"], fail=10**6, how=how)
+    with pytest.raises(NetworkError) as caught:
+        encode_segment(server.url, tmp_path / "part.mp4", 60.0, 90.0)
+    assert not isinstance(caught.value, MediaError) and "secret" not in str(caught.value)
+
+
+def test_a_read_that_ffmpeg_resumes_keeps_the_whole_part(sources, flaky, tmp_path):
+    """One answer cut short, and ffmpeg's next range request gets the rest: the part is whole (no false alarm)."""
+    whole = encode_segment(sources["webm"], tmp_path / "local.mp4", 60.0, 90.0)
+    resumed = encode_segment(flaky(sources["webm"], fail=1, how="cut").url, tmp_path / "resumed.mp4", 60.0, 90.0)
+    assert frame_count(resumed) == frame_count(whole) == 30 * RATE
+
+
+def test_the_audio_and_the_join_over_urls_that_fail_on_the_network_raise_a_retryable_error(sources, flaky, tmp_path):
+    with pytest.raises(NetworkError):
+        encode_audio(flaky(sources["webm"], fail=10**6, how="cut").url, tmp_path / "audio.m4a")
+    parts = [encode_segment(sources["webm"], tmp_path / f"v{i}.mp4", s, s + 30.0) for i, s in enumerate((0.0, 30.0))]
+    urls = [flaky(parts[0]).url, flaky(parts[1], fail=10**6, how="503").url]
+    with pytest.raises(NetworkError) as caught:
+        join_parts(urls, None, tmp_path / "joined.mp4")
+    assert "503" in str(caught.value) and "secret" not in str(caught.value)

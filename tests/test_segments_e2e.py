@@ -12,34 +12,41 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
+import boto3
 import pytest
 from batchkit import history, max_overlap, states_role, wait_execution
-from botocore.exceptions import ClientError
 from test_segments import RATE, SOURCES, audio_seconds, frame_count, make_source, video_seconds
 
 import cliplake.segments as segments
-from cliplake.adapters.catalog import now_iso, video_key
+from cliplake.adapters.catalog import MAX_REASON, Catalog, batch_key, now_iso, video_key
+from cliplake.adapters.dynamo import item_values
 from cliplake.adapters.s3 import Lake
+from cliplake.adapters.stepfunctions import TaskTokens
 from cliplake.adapters.transcodes import Transcodes
 from cliplake.analyze import analyze_object
 from cliplake.batches.plan import batch_record
+from cliplake.batches.summary import run_summarize
 from cliplake.completion import complete_video, heartbeat_video
 from cliplake.contracts import (
-    BatchFailure,
     BatchItem,
+    BatchItemRef,
+    BatchSummary,
     ObjectRef,
     PlanTask,
     S3NotificationSqsRecord,
     SegmentTask,
+    SummarizeTask,
     VideoSummary,
 )
 from cliplake.handlers.segment import handler as segment_handler
 from cliplake.lake import parse_raw_key, plan_items_key, video_id_for
 from cliplake.media import ffmpeg_exe
-from cliplake.services import get_services
-from cliplake.settings import AnalyzeSettings, BatchesSettings
+from cliplake.services import Services, get_services
+from cliplake.settings import AnalyzeSettings, BatchesSettings, BatchSettings, load_settings, variable
 from cliplake.sources.models import Candidate
+from cliplake_cli.bench import item_paths
 from cliplake_cli.cli import drop_files, wait_for_videos
+from cliplake_localcloud.cloud import REGION
 from cliplake_localcloud.dispatcher import Dispatcher
 from cliplake_localcloud.template import load_template
 
@@ -252,10 +259,23 @@ def _plan_items_grant(cloud) -> dict:
     return {**grant, "Resource": resource}
 
 
+def _function_session(cloud, logical_id: str) -> boto3.session.Session:
+    """A session with the credentials of a function's own execution role (IAM enforced, as its handler has)."""
+    env, _ = cloud.function_environment(cloud.functions[logical_id])
+    return boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], region_name=REGION,
+                                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                 aws_session_token=env["AWS_SESSION_TOKEN"])  # fmt: skip
+
+
+FAILED_REASON = "download failed: HTTP 404 Not Found from upload.wikimedia.org after 3 attempts"
+
+
 def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, timeout_s: float = 300) -> dict:
     """The batch state machine (the real definition, its queues replaced by scratch ones this test answers) run
     over `items` planned videos written to the lake as the batch function writes them, every `fail_every`-th
-    failed by its stage: the parent's history and every payload's size (events, messages)."""
+    failed by its stage: the parent's history and every payload's size (events, messages). The batch record is
+    real: its items written to the catalog as the Plan task writes them, the summary made by the batch function's
+    own code, its catalog calls under its role (items and videos read, outcomes written; the email published)."""
     sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     queues = {name: sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("b", "i")}
     definition = ASL.read_text()
@@ -271,12 +291,33 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
     arn = sfn.create_state_machine(name=f"events-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)
     name = f"events-{items}-{uuid.uuid4().hex[:6]}"
     lake = Lake(cloud.outputs["MediaBucketName"], cloud.client("s3"))
-    lake.put_json(plan_items_key(name), [_typical_item(i) for i in range(items)])
+    planned = [_typical_item(i) for i in range(items)]
+    lake.put_json(plan_items_key(name), planned)
+    table = cloud.outputs["CatalogTableName"]
+    # what the stages write of each video: every `fail_every`-th FAILED with a reason, the others INDEXED
+    failing = {it["video_id"] for n, it in enumerate(planned) if n % fail_every == fail_every - 1}
+    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
+    top = [{"name": n, "max_confidence": 90.0 - i, "total_ms": 1000, "segments": 1} for i, n in enumerate(labels)]
+    Catalog(table, cloud.client("dynamodb")).db.batch_write(
+        {"PutRequest": {"Item": {**video_key(it["video_id"]), **item_values(
+            {"video_id": it["video_id"], "status": "FAILED", "reason": FAILED_REASON} if it["video_id"] in failing
+            else {"video_id": it["video_id"], "status": "INDEXED", "top_labels": top})}}}
+        for it in planned
+    )  # fmt: skip
+    session = _function_session(cloud, "BatchFunction")
+    # the catalog as the batch function reaches it (its role); the tokens of this scratch machine as the admin
+    batch_ddb = session.client("dynamodb", endpoint_url=cloud.endpoint_url)
+    env, _ = cloud.function_environment(cloud.functions["BatchFunction"])  # its settings, from its environment
+    settings = load_settings(BatchSettings, **{f: env[variable(f)] for f in BatchSettings.model_fields
+                                               if variable(f) in env})  # fmt: skip
+    batch_fn = Services(settings, session, catalog=Catalog(table, batch_ddb), tokens=TaskTokens(sfn))
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")["executionArn"]
     plan = {"batch_id": name, "campaign": "history", "ts": "20261201_060000", "max_concurrency": 40,
             "offline": False, "sources_failed": {}, "empty_reason": "", "items_key": plan_items_key(name),
             "item_count": items}  # fmt: skip
     sizes: list[int] = []
+    summary: BatchSummary | None = None
+    summarize_s = 0.0
     answered, deadline = 0, time.monotonic() + timeout_s
     while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
         assert time.monotonic() < deadline, f"{answered} of {items} items answered"
@@ -285,18 +326,22 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
             for m in messages:
                 sizes.append(len(m["Body"].encode()))
                 body = json.loads(m["Body"])
-                if queue == "b" and body["task"] == "plan":
+                if queue == "b" and body["task"] == "plan":  # the batch record as plan writes it
+                    task = PlanTask.model_validate(body)
+                    batch_fn.catalog.batches.put(batch_record(task, "history", 40, now_iso()))
+                    refs = [BatchItemRef.model_validate(i) for i in planned]
+                    batch_fn.catalog.batches.put_items(name, refs)
+                    batch_fn.catalog.batches.update(name, status="RUNNING", received=items)
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(plan))
                 elif queue == "b":
-                    summary = {"subject": "cliplake batch", "message": "done", "batch_id": name}
-                    sfn.send_task_success(taskToken=body["token"], output=json.dumps(summary))
-                elif answered % fail_every == fail_every - 1:
+                    t0 = time.monotonic()
+                    summary = run_summarize(batch_fn, SummarizeTask.model_validate(body))
+                    summarize_s = time.monotonic() - t0
+                elif (vid := body["input"]["item"]["video_id"]) in failing:
                     assert body["batch_id"] == name  # the parent's name, though the item runs in a child execution
                     sfn.send_task_failure(taskToken=body["token"], error="VideoFailed", cause="probe: not a video")
                     answered += 1
                 else:
-                    vid = body["input"]["item"]["video_id"]
-                    labels = ["Nature", "Outdoors", "Water", "River", "Landscape"]
                     sfn.send_task_success(taskToken=body["token"], output=json.dumps(
                         {"video_id": vid, "status": "INDEXED", "top_labels": labels}))  # fmt: skip
                     answered += 1
@@ -306,20 +351,23 @@ def _batch_run(cloud, items: int, fail_every: int, *, read_grant: bool = True, t
         time.sleep(0.02)
     events = history(sfn, execution)
     return {
+        "name": name,
         "status": sfn.describe_execution(executionArn=execution)["status"],
         "events": events,
         "answered": answered,
+        "summary": summary,
+        "summarize_s": summarize_s,
         "largest": max(sizes + [n for e in events for n in _payloads(e)]),
     }
 
 
-def _child_events(cloud) -> dict[str, int]:
+def _child_events(cloud) -> tuple[dict[str, int], dict[str, list[str]]]:
     """The history of one child execution (the real item processor run as a machine, as the Distributed Map runs
-    each video), on the success path and on the Catch path."""
+    each video), on the success path and on the Catch path: its events, and the states it entered."""
     sqs, sfn = cloud.client("sqs"), cloud.client("stepfunctions")
     queue_url = sqs.create_queue(QueueName=f"child-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = _item_machine(cloud, queue_url, heartbeat_s=3600)
-    counts = {}
+    counts, entered = {}, {}
     for outcome in ("indexed", "failed"):
         item = {"batch_id": "b", "campaign": "c", "ts": "t", "item": _typical_item(0)}
         run = sfn.start_execution(stateMachineArn=arn, name=f"{outcome}-{uuid.uuid4().hex[:6]}",
@@ -332,20 +380,34 @@ def _child_events(cloud) -> dict[str, int]:
             sfn.send_task_failure(taskToken=token, error="VideoFailed", cause="probe: not a video")
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         assert wait_execution(sfn, run, 30)["status"] == "SUCCEEDED"
-        counts[outcome] = len(history(sfn, run))
-    return counts
+        events = history(sfn, run)
+        counts[outcome] = len(events)
+        entered[outcome] = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("Entered")]
+    return counts, entered
 
 
-def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud):
+def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud, catalog):
     """1,000 planned videos through the real definition in the local cloud, a fifth of them failing (the Catch
     path): the items are read from the lake and each video is a child execution, so the batch's own history does
-    not grow with its items, and no payload (event, task message, the Map's results) reaches 256 KiB."""
+    not grow with its items, and no payload (event, task message, the Map's results, the summary) reaches 256 KiB.
+    The batch's catalog record is real: 1,000 item records, summarised by the batch function's code."""
     small, large = _batch_run(cloud, 5, 5), _batch_run(cloud, 1000, 5)
     assert small["status"] == large["status"] == "SUCCEEDED" and large["answered"] == 1000
-    child = _child_events(cloud)
+    child, entered = _child_events(cloud)
+    paths = item_paths(json.loads(ASL.read_text()))  # what `make bench`'s cost model bills per video
+    assert (
+        (entered["indexed"], entered["failed"])
+        == (paths["success"], paths["catch"])
+        == (["Video"], ["Video", "VideoFailed"])
+    )
+    summary = large["summary"]
+    meta = cloud.client("dynamodb").get_item(TableName=cloud.outputs["CatalogTableName"], Key=batch_key(large["name"]))
     print(f"parent history: {len(small['events'])} events at 5 items, {len(large['events'])} at 1,000; "
           f"child execution: {child['indexed']} events indexed, {child['failed']} failed (quota 25,000 each); "
-          f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB)")  # fmt: skip
+          f"largest payload at 1,000 items: {large['largest'] / 1024:.1f} KiB (quota 256 KiB); "
+          f"summary email {len(summary.message.encode()) / 1024:.1f} KiB listing {len(summary.failures)} of "
+          f"{summary.failed} failures; batch record {len(json.dumps(meta['Item'])) / 1024:.1f} KiB; "
+          f"summarised in {large['summarize_s']:.1f} s")  # fmt: skip
     assert len(large["events"]) == len(small["events"]) < 100  # no event per item in the batch's history
     assert max(child.values()) < 25 < 25_000
     assert large["largest"] < 256 * 1024
@@ -355,31 +417,42 @@ def test_a_batch_of_1000_videos_fits_step_functions_quotas(cloud):
     # the items the Map reads are far over the quota: they could not be the Plan state's output
     assert len(json.dumps([_typical_item(i) for i in range(1000)])) > 4 * 256 * 1024
 
+    # the summary: counted from the catalog, the first failures listed, the email published (Notify succeeded)
+    assert (summary.received, summary.processed, summary.failed) == (1000, 800, 200)
+    assert len(summary.failures) + summary.failures_unlisted == 200 and summary.failures_unlisted > 0
+    assert summary.subject == "cliplake batch history: 800/1000 indexed, 200 failed"
+    assert len(summary.message.encode()) < 256 * 1024
+    output = json.loads(sfn_output(large["events"]))
+    assert output["message"] == summary.message and output["failed"] == 200
+    assert summary.top_labels[0].name == "Nature" and summary.top_labels[0].videos == 800
+    # the record: small whatever the batch's size; its 1,000 items each with its outcome and reason
+    assert len(json.dumps(meta["Item"])) < 32 * 1024
+    record = catalog.get_batch(large["name"])
+    assert (record["status"], record["received"], record["failed"]) == ("SUCCEEDED", 1000, 200)
+    assert [i["video_id"] for i in record["items"]] == [_typical_item(i)["video_id"] for i in range(1000)]
+    assert Counter(i["outcome"] for i in record["items"]) == {"INDEXED": 800, "FAILED": 200}
+    assert {i["reason"] for i in record["items"] if i["outcome"] == "FAILED"} == {FAILED_REASON}
 
-def _batch_record_fits(catalog, size: int) -> bool:
-    """Whether the catalog stores a batch record of `size` typical items, every one failed, as plan and summarize
-    write it (the items and the failures are lists in the one batch item; DynamoDB's limit is 400 KB an item)."""
+
+def sfn_output(events: list[dict]) -> str:
+    return next(e for e in events if e["type"] == "ExecutionSucceeded")["executionSucceededEventDetails"]["output"]
+
+
+def test_the_largest_batch_fits_the_catalog_even_if_every_video_fails(catalog):
+    """`max_batch_size` items, every one failed with the longest reason the catalog keeps: the items are records of
+    their own, so the batch record does not grow (one item of 1,000 items and failures did not fit in 400 KB)."""
+    size = BatchesSettings.model_fields["max_batch_size"].default
+    assert size >= 1000
     bid = f"cap-{size}-{uuid.uuid4().hex[:6]}"
     catalog.batches.put(batch_record(PlanTask(task="plan", token="t", batch_id=bid), "history", 5, now_iso()))
-    items = [_typical_item(i) for i in range(size)]
-    planned = [{k: i[k] for k in ("video_id", "source", "title", "raw_key")} for i in items]
-    reason = "download failed: HTTP 404 Not Found from upload.wikimedia.org after 3 attempts"
-    failures = [BatchFailure(video_id=i["video_id"], title=i["title"], reason=reason).model_dump() for i in items]
-    try:
-        catalog.batches.update(bid, items=planned, received=size)
-        catalog.batches.update(bid, failures=failures, failed=size)
-    except ClientError as err:
-        assert "maximum allowed size" in str(err)
-        return False
-    return catalog.get_batch(bid)["failed"] == size
-
-
-def test_the_largest_batch_fits_its_catalog_record_even_if_every_video_fails(catalog):
-    """The binding limit of a batch's size is no longer Step Functions (≈ 4,000 items at 63 B of results each)
-    but the batch's record in the catalog: `max_batch_size` fits, 1,000 all failing does not."""
-    cap = BatchesSettings.model_fields["max_batch_size"].default
-    assert _batch_record_fits(catalog, cap)
-    assert not _batch_record_fits(catalog, 1000)
+    placed = catalog.batches.put_items(bid, [BatchItemRef.model_validate(_typical_item(i)) for i in range(size)])
+    reason = (FAILED_REASON + "; ") * 20
+    catalog.batches.record_outcomes(bid, [p.model_copy(update={"outcome": "FAILED", "reason": reason}) for p in placed])
+    catalog.batches.update(bid, failed=size)
+    record = catalog.get_batch(bid)
+    assert record["failed"] == size and len(record["items"]) == size
+    assert {len(i["reason"]) for i in record["items"]} == {MAX_REASON}
+    assert len(json.dumps(catalog.client.get_item(TableName=catalog.table, Key=batch_key(bid))["Item"])) < 4096
 
 
 def test_the_batch_cannot_read_its_items_without_the_templates_grant(cloud):

@@ -11,7 +11,8 @@ from dashboard.views.common import show_notice, table
 
 def render(backend: data.Backend) -> None:
     st.header("Last execution")
-    batch = next(iter(backend.batches(limit=1).items), None)
+    newest = next(iter(backend.batches(limit=1).items), None)
+    batch = backend.batch(newest["batch_id"]) if newest else None  # with its items
     if batch is None:
         st.info(
             "No batch has run yet."
@@ -36,9 +37,10 @@ def render(backend: data.Backend) -> None:
     if batch.get("top_labels"):
         st.markdown("**Top labels**")
         table(batch["top_labels"])
-    if batch.get("failures"):
+    failures = present.batch_failures(batch)
+    if failures:
         st.markdown("**Failures**")
-        table(batch["failures"])
+        table(failures)
     with st.expander("Execution log"):
         if batch.get("execution_arn"):
             logs.show_execution(backend, batch["execution_arn"])

@@ -431,7 +431,8 @@ class TaskRecord(CatalogRecord):
 
 
 class BatchItemRef(BaseModel):
-    """A planned video as the batch record lists it."""
+    """A planned video of a batch (one catalog record per item, under the batch: `Batches.put_items`), in plan
+    order (`position`), with what it came to once the batch is summarised (`outcome` INDEXED or FAILED, and why)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -439,6 +440,9 @@ class BatchItemRef(BaseModel):
     source: str = ""
     title: str = ""
     raw_key: str = ""
+    position: int = 0
+    outcome: str = ""
+    reason: str = ""
 
 
 class LabelHit(CatalogRecord):
@@ -574,7 +578,9 @@ class BatchLabel(BaseModel):
 
 
 class BatchOutcome(BaseModel):
-    """What a batch came to: counts, failures with their reasons, top labels (its summary and its record)."""
+    """What a batch came to: counts, failures with their reasons, top labels (its summary and its record). The
+    failures listed are the first ones, as many as fit the summary's bounds (`failures_unlisted` counts the
+    rest); every item's outcome and reason is on its own item record (`Batches.items`)."""
 
     batch_id: str
     campaign: str = ""
@@ -584,6 +590,7 @@ class BatchOutcome(BaseModel):
     processed: int = 0
     failed: int = 0
     failures: list[BatchFailure] = Field(default_factory=list)
+    failures_unlisted: int = 0
     top_labels: list[BatchLabel] = Field(default_factory=list)
     started_at: str = ""
     ended_at: str = ""
@@ -598,13 +605,13 @@ class BatchSummary(BatchOutcome):
 
 
 class BatchRecord(CatalogRecord, BatchOutcome):
-    """One batch (its id is the execution name): plan, status, summary; the dashboard reads it."""
+    """One batch (its id is the execution name): plan, status, summary; the dashboard reads it. Its planned items
+    are records of their own (`BatchItemRef`), so the record stays small whatever the batch's size."""
 
     execution_arn: str = ""
     batch_size: int = 0
     max_concurrency: int = 0
     status: str = BatchStatus.PLANNING.value  # a BatchStatus, or the execution's status the local cloud records
-    items: list[BatchItemRef] = Field(default_factory=list)
     sources_failed: dict[str, str] = Field(default_factory=dict)
     skipped: dict[str, int] = Field(default_factory=dict)
 

@@ -73,6 +73,7 @@ NETWORK_TIMEOUT_US = 15_000_000  # a stalled read over HTTP fails after 15 s ins
 _NETWORK_RE = re.compile(
     r"HTTP error (?:5\d\d|429)[^\n]*|Server returned 5XX[^\n]*|Connection (?:reset by peer|refused|timed out)"
     r"|Error reading HTTP response[^\n]*|Network is unreachable|Broken pipe"
+    r"|Stream ends prematurely[^\n]*|Error during demuxing: Input/output error"  # a body cut short: a partial read
 )
 #: A keyframe-index read over a presigned URL that fails on the network: retried (tenacity, sources/http.py).
 KEYFRAME_READ_RETRY = RetryPolicy(retries=3, base_s=1.0, cap_s=8.0, name="keyframe index read")
@@ -291,24 +292,27 @@ def encode_segment(
 ) -> Path:
     """Encode the frames of `source` in [start, end) (source times, `start` a keyframe) into a video-only H.264
     MP4 part at `dst`, with the rendition's settings. Over a URL only that range is read (the seek uses the
-    index); the part's timestamps start at 0 so the parts concatenate."""
+    index); the part's timestamps start at 0 so the parts concatenate. A read over a URL that fails on the network
+    raises NetworkError (even when ffmpeg exits 0 with the frames it read before): the task is worth another
+    delivery, and a truncated part is never kept."""
     seek = ["-ss", f"{start + _EDGE_S:.6f}", "-noaccurate_seek"] if start > 0 else []
     vf_at = _VIDEO_ARGS.index("-vf")
     video_args = _VIDEO_ARGS[:vf_at] + _VIDEO_ARGS[vf_at + 2 :]
     _run_ffmpeg(
         [*_input_options(source), "-copyts", *seek, "-i", str(source), "-map", "0:v:0", "-an", "-sn", "-dn",
          "-vf", _range_filter(start, end), *video_args, "-fps_mode", "passthrough", str(dst)],
-        "encoding a segment", timeout_s,
+        "encoding a segment", timeout_s, network_checked=is_url(source),
     )  # fmt: skip
     return Path(dst)
 
 
 def encode_audio(source: str | Path, dst: str | Path, timeout_s: float = 850) -> Path | None:
-    """The whole audio track as AAC in an M4A at `dst` (cheap next to the video); None when there is none."""
+    """The whole audio track as AAC in an M4A at `dst` (cheap next to the video); None when there is none. Over a
+    URL, a network failure raises NetworkError, as `encode_segment`."""
     _run_ffmpeg(
         [*_input_options(source), "-i", str(source), "-map", "0:a:0?", "-vn", "-sn", "-dn", *_AUDIO_ARGS,
          "-f", "mp4", str(dst)],
-        "encoding the audio", timeout_s,
+        "encoding the audio", timeout_s, network_checked=is_url(source),
     )  # fmt: skip
     path = Path(dst)
     if not path.exists() or path.stat().st_size == 0:
@@ -323,7 +327,8 @@ def join_parts(
     parts: list[str] | list[Path], audio: str | Path | None, dst: str | Path, timeout_s: float = 850
 ) -> Probe:
     """Concatenate the video parts by stream copy (concat demuxer) and mux the audio beside them: one H.264 MP4.
-    Parts and audio are local files or URLs (presigned: read over HTTP, never stored locally)."""
+    Parts and audio are local files or URLs (presigned: read over HTTP, never stored locally); a read of one that
+    fails on the network raises NetworkError, as `encode_segment`."""
     dst = Path(dst)
     listing = dst.with_suffix(".txt")
     names = [p if is_url(p) else Path(p).resolve().as_posix() for p in parts]
@@ -341,7 +346,8 @@ def join_parts(
         inputs += [*_input_options(audio), "-i", str(audio)]
         maps += ["-map", "1:a:0"]
     args = [*inputs, *maps, "-c", "copy", "-movflags", "+faststart", str(dst)]
-    _run_ffmpeg(args, "joining the parts", timeout_s)
+    over_urls = any(is_url(str(n)) for n in names) or (audio is not None and is_url(str(audio)))
+    _run_ffmpeg(args, "joining the parts", timeout_s, network_checked=over_urls)
     listing.unlink()
     result = probe(dst)
     if not result.rekognition_ready or result.duration_s <= 0:

@@ -107,7 +107,7 @@ class CampaignsSettings(FunctionSettings):
 class BatchesSettings(FunctionSettings):
     """Planning batches (the Step Functions wrapper)."""
 
-    max_batch_size: int = Field(default=800, ge=1, description="Most videos one batch plans (README: Batches).")
+    max_batch_size: int = Field(default=1000, ge=1, description="Most videos one batch plans (README: Batches).")
     default_max_concurrency: int = Field(default=5, ge=1, le=40, description="Videos a batch has in flight.")
 
 

@@ -191,34 +191,67 @@ PRICE_REKOGNITION_PER_MIN = {"labels": 0.10, "moderation": 0.10, "segments": 0.0
 ASL_PATH = Path(__file__).resolve().parents[1] / "statemachine" / "batch.asl.json"
 
 
-def _count_states(states: dict) -> tuple[int, int]:
-    """(states per batch, states per item on the success path) of the batch definition."""
-    per_batch, per_item = 0, 0
-    for state in states.values():
-        per_batch += 1
-        inner = state.get("ItemProcessor") or state.get("Iterator")
-        if inner:
-            name = inner["StartAt"]
-            while name:  # follow the success path of one item
-                per_item += 1
-                nxt = inner["States"][name]
-                name = None if nxt.get("End") else nxt.get("Next")
-    return per_batch, per_item
+# Step Functions Standard bills every state a workflow enters as one transition. A Distributed Map's child execution
+# is billed one more transition when it starts, plus the states it enters itself; an inline Map's iterations are
+# not billed, only their states (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html).
+# Task-token callbacks and heartbeats (SendTaskSuccess/Failure/Heartbeat) are API calls, not transitions.
+CHILD_EXECUTION_START_TRANSITIONS = 1
+
+
+def _follow(states: dict, start: str, caught: bool) -> list[str]:
+    """The states one run enters from `start`: every Next to the end, or, when `caught`, to the first state with a
+    Catch and then its first Catch's target to the end."""
+    path, name = [], start
+    while name:
+        state = states[name]
+        path.append(name)
+        if caught and state.get("Catch"):
+            name, caught = state["Catch"][0]["Next"], False
+            continue
+        name = None if state.get("End") or state.get("Type") in {"Succeed", "Fail"} else state.get("Next")
+    return path
+
+
+def item_paths(definition: dict) -> dict[str, object]:
+    """What the batch definition does: the states of one batch (its top level, success path), and for each item
+    the states its run enters on the success path and on the Catch path, and whether it is a child execution."""
+    top = definition["States"]
+    batch = _follow(top, definition["StartAt"], caught=False)
+    [mapped] = [s for s in top.values() if s.get("ItemProcessor") or s.get("Iterator")]
+    inner = mapped.get("ItemProcessor") or mapped["Iterator"]
+    mode = inner.get("ProcessorConfig", {}).get("Mode", "INLINE")
+    return {
+        "batch": batch,
+        "success": _follow(inner["States"], inner["StartAt"], caught=False),
+        "catch": _follow(inner["States"], inner["StartAt"], caught=True),
+        "child_execution": mode == "DISTRIBUTED",
+    }
+
+
+def transitions_per_item(definition: dict, failed_share: float = 0.0) -> float:
+    """State transitions billed per video: the child execution's start (Distributed Map) and the states it enters,
+    a `failed_share` of the videos taking the Catch path."""
+    paths = item_paths(definition)
+    start = CHILD_EXECUTION_START_TRANSITIONS if paths["child_execution"] else 0
+    return start + (1 - failed_share) * len(paths["success"]) + failed_share * len(paths["catch"])  # type: ignore[arg-type]
 
 
 def cost_per_video(
-    batch_size: int = 2, definition: dict | None = None, features: tuple[str, ...] = FEATURES
+    batch_size: int = 2,
+    definition: dict | None = None,
+    features: tuple[str, ...] = FEATURES,
+    failed_share: float = 0.0,
 ) -> dict[str, float]:
     """Requests per video of this design on AWS, counted from the definition and the choreography; one
     Rekognition job (and completion) per feature."""
     definition = definition or json.loads(ASL_PATH.read_text())
-    per_batch, per_item = _count_states(definition["States"])
+    per_batch = len(item_paths(definition)["batch"])  # type: ignore[arg-type]
     jobs = len(features)
     tasks_per_batch = sum(
         1 for s in definition["States"].values() if s.get("Resource", "").endswith("waitForTaskToken")
     )  # plan + summarize: one BatchQueue message and one BatchFunction invocation each
     counts = {
-        "state transitions": per_item + per_batch / batch_size,
+        "state transitions": transitions_per_item(definition, failed_share) + per_batch / batch_size,
         # ingest, analyze, finalize (one per job completion at worst), index; plus plan/summarize per batch
         "lambda invocations": 1 + 1 + jobs + 1 + tasks_per_batch / batch_size,
         # messages: item (IngestQueue), raw S3 event, job completions, summary S3 event; plus batch tasks
@@ -267,6 +300,7 @@ def report_feature_costs() -> None:
 
 def report_costs(batch_size: int = 2, analysis_times_s: tuple[float, ...] = (60, 300, 1800)) -> None:
     ours = cost_per_video(batch_size)
+    paths = item_paths(json.loads(ASL_PATH.read_text()))
     print(f"\nCost model per video on AWS (requests only, batch of {batch_size}; Rekognition, S3 and Lambda")
     print("duration are the same in both designs and left out). Prices: Step Functions Standard")
     prices = (
@@ -274,15 +308,32 @@ def report_costs(batch_size: int = 2, analysis_times_s: tuple[float, ...] = (60,
         f"requests, SQS ${PRICE_SQS_REQUEST * 1e6:.2f}/1M, SNS ${PRICE_SNS_PUBLISH * 1e6:.2f}/1M (us-east-1)."
     )
     print(prices)
+    child = "a child execution (Distributed Map)" if paths["child_execution"] else "an inline Map iteration"
+    start = CHILD_EXECUTION_START_TRANSITIONS if paths["child_execution"] else 0
+    child = "a child execution of the Distributed Map" if paths["child_execution"] else "an inline Map iteration"
+    for line in (
+        "Assumptions (state transitions counted from infra/statemachine/batch.asl.json):",
+        "- each state an execution enters is one transition; task-token answers and heartbeats are API calls, free",
+        f"- a batch enters {' -> '.join(paths['batch'])}: {len(paths['batch'])}, shared by its videos",
+        f"- each video is {child}: {start} transition to start it, then {' -> '.join(paths['success'])} "
+        f"({len(paths['success'])}) when indexed,",
+        f"  {' -> '.join(paths['catch'])} ({len(paths['catch'])}) on the Catch path (a failed video)",
+        "  (the states a child execution enters in the local cloud are checked against these paths by",
+        "  pytest tests/test_segments_e2e.py -k quotas)",
+        "- an SQS message is send + receive + delete; one Rekognition job and completion per feature",
+    ):
+        print(line)
     header = f"  {'design':38} {'transitions':>11} {'lambda':>7} {'sqs':>6} {'sns':>5} {'USD/video':>11} {'USD/1k':>8}"
     print(header)
 
     def row(label: str, c: dict[str, float]) -> None:
         usd = dollars(c)
-        print(f"  {label:38} {c['state transitions']:11.1f} {c['lambda invocations']:7.1f} "
+        print(f"  {label:38} {c['state transitions']:11.2f} {c['lambda invocations']:7.1f} "
               f"{c['sqs requests']:6.1f} {c['sns publishes']:5.1f} {usd:11.7f} {usd * 1000:8.4f}")  # fmt: skip
 
     row("task tokens (this design, any T)", ours)
+    row("  batch of 1,000, none failing", cost_per_video(1000))
+    row("  batch of 1,000, a fifth failing", cost_per_video(1000, failed_share=0.2))
     for t in analysis_times_s:
         row(f"30 s polling, analysis T = {t:.0f} s", cost_per_video_polling(t, batch_size))
 

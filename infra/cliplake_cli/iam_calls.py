@@ -99,6 +99,10 @@ OPERATIONS: dict[str, list[Need]] = {
     "catalog.register": _ddb("PutItem", "UpdateItem", why="register_video, record_jobs (transactions)"),
     "catalog.index": _ddb("GetItem", "UpdateItem", "BatchWriteItem", why="index_summary, _write_labels"),
     "catalog.batches": _ddb("GetItem", "PutItem", "UpdateItem", why="get/put/update_batch, get_video, get_task"),
+    "catalog.batch_items": [
+        *_ddb("BatchWriteItem", "Query", why="Batches.put_items/record_outcomes (BatchWriteItem), all_items (Query)"),
+        *_ddb("BatchGetItem", why="batches.summary.outcomes: Videos.get_many, Tasks.get_many"),
+    ],
     "catalog.dedupe": _ddb("GetItem", why="seen, seen_hash (planning)"),
     "catalog.transcodes": _ddb("GetItem", "PutItem", "UpdateItem", why="adapters/transcodes.Transcodes (TRANSCODE#)"),
     "catalog.tasks": _ddb("PutItem", "UpdateItem", why="put_task, mark_ingested, finish/reopen_task"),
@@ -130,7 +134,11 @@ OPERATIONS: dict[str, list[Need]] = {
         Need("sqs:SendMessage", "${SegmentQueue.Arn}", why="adapters/transcodes.SegmentQueue.send (SendMessageBatch)")
     ],
     "sqs.segment_back_off": [
-        Need("sqs:ChangeMessageVisibility", "${SegmentQueue.Arn}", why="handlers/segment: back_off of a join")
+        Need(
+            "sqs:ChangeMessageVisibility",
+            "${SegmentQueue.Arn}",
+            why="handlers/segment: back_off of a join at Rekognition's quota, of a task that failed on the network",
+        )
     ],
     # --- campaigns and sources (campaigns.py through adapters/ssm.py; batches.plan.live_sources, adapters/secrets.py)
     "campaigns.read": [
@@ -200,6 +208,7 @@ FUNCTIONS: dict[str, list[str]] = {
     ],
     "BatchFunction": [
         "catalog.batches",
+        "catalog.batch_items",
         "catalog.dedupe",
         "campaigns.read",
         "campaigns.set_current",

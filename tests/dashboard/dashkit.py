@@ -11,7 +11,8 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from cliplake.adapters.catalog import batch_item_keys, batch_key, to_ddb
+from cliplake.adapters.catalog import Catalog, batch_item_keys, batch_key, to_ddb
+from cliplake.contracts import BatchItemRef
 from cliplake.lake import video_id_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,13 +54,22 @@ def run_execution(cloud, arn: str, payload: dict[str, Any], name: str) -> str:
 
 # ------------------------------------------------------------------------------------ batch records
 def put_batch(cloud, record: dict[str, Any]) -> None:
-    item = {**batch_item_keys(record["batch_id"], record["started_at"]), **record}
+    """The batch record, and its items as records of their own under it (as the batch function writes them)."""
+    items = record.get("items", [])
+    meta = {k: v for k, v in record.items() if k != "items"}
+    item = {**batch_item_keys(record["batch_id"], record["started_at"]), **meta}
     cloud.client("dynamodb").put_item(
         TableName=cloud.outputs["CatalogTableName"], Item={k: to_ddb(v) for k, v in item.items()}
     )
+    _catalog(cloud).batches.put_items(record["batch_id"], [BatchItemRef.model_validate(i) for i in items])
+
+
+def _catalog(cloud) -> Catalog:
+    return Catalog(cloud.outputs["CatalogTableName"], cloud.client("dynamodb"))
 
 
 def delete_batch(cloud, batch_id: str) -> None:
+    _catalog(cloud).batches.put_items(batch_id, [])  # its item records
     cloud.client("dynamodb").delete_item(TableName=cloud.outputs["CatalogTableName"], Key=batch_key(batch_id))
 
 

@@ -9,6 +9,8 @@ This module alone knows the key schema. Items (single-table design), each a mode
     pk=VIDEO#<id>    sk=TASK                 TaskRecord: the batch item of a video (task token, batch, times)
     pk=VIDEO#<id>    sk=TRANSCODE            a segmented transcode (`cliplake.adapters.transcodes`)
     pk=BATCH#<name>  sk=META                 BatchRecord: one batch (execution name): plan, status, summary
+    pk=BATCH#<name>  sk=ITEM#<position>      BatchItemRef: one planned video of the batch, in plan order, and its
+                                             outcome (a batch of 1,000 is 1,000 small items, not one over 400 KB)
     pk=SOURCEID#<source>#<id>  sk=META       IngestedRecord: a source's video already ingested (planning de-duplicates)
     pk=HASH#<sha1>   sk=META                 IngestedRecord: content already ingested (planning de-duplicates)
     pk=LIMITS        sk=REKOGNITION_JOBS     Rekognition jobs in flight (back-pressure), held per video in job_slots
@@ -22,13 +24,15 @@ all over one `dynamo.Table`; `Catalog` holds them. The stages read and write mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
 
-from cliplake.adapters.dynamo import Key, Page, Table, Update, from_ddb, key, now_iso, to_ddb
+from cliplake.adapters.dynamo import Key, Page, Table, Update, from_ddb, item_values, key, now_iso, to_ddb
 from cliplake.contracts import (
     Attribution,
+    BatchItemRef,
     BatchRecord,
     IngestedRecord,
     JobKind,
@@ -74,6 +78,21 @@ def job_key(job_id: str) -> Key:
 
 def batch_key(batch_id: str) -> Key:
     return key(f"BATCH#{batch_id}", META)
+
+
+BATCH_ITEM = "ITEM#"  # sort key prefix of a batch's items
+
+
+def batch_pk(batch_id: str) -> str:
+    return f"BATCH#{batch_id}"
+
+
+def batch_item_sk(position: int) -> str:
+    return f"{BATCH_ITEM}{position:06d}"
+
+
+def batch_item_key(batch_id: str, position: int) -> Key:
+    return key(batch_pk(batch_id), batch_item_sk(position))
 
 
 def stats_key(source: str) -> Key:
@@ -172,6 +191,11 @@ class Videos:
     def get(self, video_id: str) -> VideoRecord | None:
         item = self.table.get(video_key(video_id))
         return VideoRecord.model_validate(item) if item else None
+
+    def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoRecord]:
+        """The records of the videos that exist, by id (BatchGetItem, 100 a call)."""
+        ids = {video_key(v)["pk"]["S"]: v for v in video_ids}
+        return {ids[i["pk"]]: VideoRecord.model_validate(i) for i in self.table.batch_get(map(video_key, ids.values()))}
 
     def register(
         self,
@@ -388,6 +412,11 @@ class Tasks:
         item = self.table.get(task_key(video_id))
         return TaskRecord.model_validate(item) if item else None
 
+    def get_many(self, video_ids: Sequence[str]) -> dict[str, TaskRecord]:
+        """The batch items of the videos that have one, by video id (BatchGetItem, 100 a call)."""
+        ids = {task_key(v)["pk"]["S"]: v for v in video_ids}
+        return {ids[i["pk"]]: TaskRecord.model_validate(i) for i in self.table.batch_get(map(task_key, ids.values()))}
+
     def finish(self, video_id: str, outcome: str, reason: str = "") -> TaskRecord | None:
         """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
         when the video belongs to no batch)."""
@@ -404,13 +433,16 @@ class Tasks:
 
 
 class Batches:
-    """Batch records (the execution name is the batch id)."""
+    """Batch records (the execution name is the batch id), and each batch's planned items as records of their
+    own under the batch's partition, read back page by page in plan order."""
+
+    ITEMS_PAGE = 500  # items read per query by `all_items` (DynamoDB also stops a page at 1 MB)
 
     def __init__(self, table: Table) -> None:
         self.table = table
 
     def put(self, record: BatchRecord) -> None:
-        """Create or replace a batch record."""
+        """Create or replace a batch record (its items are `put_items`'s)."""
         self.table.put({**record.item(), **batch_item_keys(record.batch_id, record.started_at)})
 
     def update(self, batch_id: str, **fields: Any) -> None:
@@ -426,6 +458,45 @@ class Batches:
             "gsi1pk = :p", {":p": BATCHES_INDEX}, index="gsi1", newest_first=True, limit=limit, cursor=cursor
         )
         return [BatchRecord.model_validate(i) for i in page.items], page.cursor
+
+    def _item_request(self, batch_id: str, item: BatchItemRef) -> dict[str, Any]:
+        record = {**item.model_dump(mode="json"), "reason": item.reason[:MAX_REASON]}
+        keys = {"pk": batch_pk(batch_id), "sk": batch_item_sk(item.position)}
+        return {"PutRequest": {"Item": item_values({**keys, **record})}}
+
+    def put_items(self, batch_id: str, items: Sequence[BatchItemRef]) -> list[BatchItemRef]:
+        """The batch's planned items, one record each, numbered in plan order (BatchWriteItem, 25 a call, what
+        DynamoDB leaves unprocessed sent again). Writing the plan again (a redelivered Plan task) replaces it:
+        records of an earlier plan beyond the new one are deleted. Returns the items with their positions."""
+        placed = [it.model_copy(update={"position": n}) for n, it in enumerate(items)]
+        stale = [it.position for it in self.all_items(batch_id) if it.position >= len(placed)]
+        requests = [self._item_request(batch_id, it) for it in placed]
+        requests += [{"DeleteRequest": {"Key": batch_item_key(batch_id, n)}} for n in stale]
+        self.table.batch_write(requests)
+        return placed
+
+    def record_outcomes(self, batch_id: str, items: Sequence[BatchItemRef]) -> None:
+        """Write each item's outcome and reason on its record (the items as `items`/`all_items` read them)."""
+        self.table.batch_write(self._item_request(batch_id, it) for it in items)
+
+    def items(self, batch_id: str, limit: int = 100, cursor: str = "") -> tuple[list[BatchItemRef], str]:
+        """One page of the batch's items in plan order, and the next page's cursor ("" after the last)."""
+        page = self.table.query(
+            "pk = :pk AND begins_with(sk, :item)",
+            {":pk": batch_pk(batch_id), ":item": BATCH_ITEM},
+            limit=limit,
+            cursor=cursor,
+        )
+        return [BatchItemRef.model_validate(i) for i in page.items], page.cursor
+
+    def all_items(self, batch_id: str) -> list[BatchItemRef]:
+        """Every item of the batch, in plan order, page after page."""
+        found, cursor = [], ""
+        while True:
+            page, cursor = self.items(batch_id, self.ITEMS_PAGE, cursor)
+            found += page
+            if not cursor:
+                return found
 
 
 class LabelIndex:
@@ -563,8 +634,14 @@ class Catalog:
         return task.plain() if task else None
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch record with its planned items (`items`, in plan order, with their outcomes once summarised)."""
         batch = self.batches.get(batch_id)
-        return batch.plain() if batch else None
+        if batch is None:
+            return None
+        plain, items = batch.plain(), self.batches.all_items(batch_id)
+        if items or "items" not in plain:  # a record written before items had their own keeps its list
+            plain["items"] = [i.model_dump(mode="json") for i in items]
+        return plain
 
     def list_batches(self, limit: int = 25) -> list[dict[str, Any]]:
         return [b.plain() for b in self.batches.listed(limit)[0]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from botocore.exceptions import ClientError
 _ser, _de = TypeSerializer(), TypeDeserializer()
 Key = dict[str, dict[str, str]]
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's limit of requests per call
+BATCH_GET_LIMIT = 100  # BatchGetItem's limit of keys per call
+UNPROCESSED_RETRIES = 8  # resends of what BatchWriteItem left unprocessed (throttling), with a growing pause
 
 
 def now_iso() -> str:
@@ -181,13 +184,41 @@ class Table:
             return True
         return self.attempt(self.client.transact_write_items, TransactItems=items) is not None
 
-    def batch_write(self, requests: Iterable[dict[str, Any]]) -> None:
-        """`BatchWriteItem` in chunks of 25, retrying what DynamoDB leaves unprocessed."""
+    def batch_write(self, requests: Iterable[dict[str, Any]], pause_s: float = 0.05) -> None:
+        """`BatchWriteItem` in chunks of 25, sending what DynamoDB leaves unprocessed again after a pause that
+        doubles (capped at 1 s); raises when some are still unprocessed after `UNPROCESSED_RETRIES` resends."""
         pending_all = list(requests)
         for i in range(0, len(pending_all), BATCH_WRITE_LIMIT):
             pending: dict[str, Any] = {self.name: pending_all[i : i + BATCH_WRITE_LIMIT]}
-            while pending:
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+                if not pending:
+                    break
+            else:
+                left = len(pending.get(self.name, []))
+                raise RuntimeError(f"BatchWriteItem left {left} request(s) unprocessed after {attempt} resends")
+
+    def batch_get(self, keys: Iterable[Key], pause_s: float = 0.05) -> list[dict[str, Any]]:
+        """The items of `keys` that exist (strongly consistent), by `BatchGetItem` 100 keys a call, asking again
+        for what DynamoDB leaves unprocessed after a pause that doubles; raises as `batch_write` does."""
+        unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())  # a repeated key is refused
+        found: list[dict[str, Any]] = []
+        for i in range(0, len(unique), BATCH_GET_LIMIT):
+            pending: dict[str, Any] = {self.name: {"Keys": unique[i : i + BATCH_GET_LIMIT], "ConsistentRead": True}}
+            for attempt in range(UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
+                r = self.client.batch_get_item(RequestItems=pending)
+                found += [from_ddb(item) for item in r.get("Responses", {}).get(self.name, [])]
+                pending = r.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+            else:
+                left = len(pending.get(self.name, {}).get("Keys", []))
+                raise RuntimeError(f"BatchGetItem left {left} key(s) unprocessed after {attempt} resends")
+        return found
 
     def query(
         self,

@@ -128,15 +128,14 @@ def plan(svc: Services, msg: PlanTask) -> dict[str, Any]:
     # The Map reads the items from the lake (ItemReader): 1,000 of them are over the 256 KiB payload quota inline.
     items_key = plan_items_key(msg.batch_id)
     svc.lake.put_json(items_key, [i.model_dump(mode="json") for i in items])
+    # ... and the catalog lists them as records of their own under the batch (one item would pass 400 KB)
+    refs = [BatchItemRef(video_id=i.video_id, source=i.source, title=i.title, raw_key=i.raw_key) for i in items]
+    svc.catalog.batches.put_items(msg.batch_id, refs)
     svc.catalog.batches.update(
         msg.batch_id,
         status=BatchStatus.RUNNING.value,
         reason=reason,
         offline=offline,
-        items=[
-            BatchItemRef(video_id=i.video_id, source=i.source, title=i.title, raw_key=i.raw_key).model_dump()
-            for i in items
-        ],
         received=len(items),
         sources_failed=errors,
         skipped=dict(skipped + chosen.skipped),

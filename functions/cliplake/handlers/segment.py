@@ -14,6 +14,7 @@ from cliplake.adapters.queue import back_off
 from cliplake.adapters.rekognition import Backpressure
 from cliplake.analyze import analyze_object
 from cliplake.contracts import SegmentSqsRecord
+from cliplake.media import NetworkError
 from cliplake.segments import run_join, run_part
 from cliplake.services import get_services
 from cliplake.settings import SegmentSettings
@@ -27,15 +28,20 @@ JOIN_LEASE_S = 960  # the function's timeout (900 s) and a margin: a join's clai
 def record_handler(record: SegmentSqsRecord) -> None:
     svc = get_services(SETTINGS)
     task = record.body
-    if task.kind != "join":
-        result = run_part(svc, task)
-    else:
-        try:
+    try:
+        if task.kind != "join":
+            result = run_part(svc, task)
+        else:
             result = run_join(svc, task, record.messageId, JOIN_LEASE_S, analyze_object)
-        except Backpressure as err:  # the join is done; starting the analysis waits for Rekognition's quota
-            logger.info("Rekognition at its quota, backing off", extra={"key": task.raw_key, "reason": str(err)})
-            back_off(svc.sqs, record)
-            raise
+    except Backpressure as err:  # the join is done; starting the analysis waits for Rekognition's quota
+        logger.info("Rekognition at its quota, backing off", extra={"key": task.raw_key, "reason": str(err)})
+        back_off(svc.sqs, record)
+        raise
+    except NetworkError as err:  # reading the original or the parts failed: redelivered soon, never a verdict
+        logger.warning("segment task failed on the network, backing off",
+                       extra={"key": task.raw_key, "kind": task.kind, "reason": str(err)})  # fmt: skip
+        back_off(svc.sqs, record)
+        raise
     logger.info("segment task", extra=result.model_dump())
     metrics.add_metric(name=f"Segments{result.outcome.title()}", unit=MetricUnit.Count, value=1)
 
