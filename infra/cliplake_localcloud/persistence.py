@@ -42,6 +42,7 @@ import copyreg
 import dataclasses
 import datetime
 import fcntl
+import gc
 import io
 import json
 import logging
@@ -863,7 +864,6 @@ def _live_backend_dict(loaded: Any) -> Any:
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Millions of small objects made or walked at once: the cyclic collector would run hundreds of times."""
-    import gc
 
     was = gc.isenabled()
     gc.disable()
@@ -938,6 +938,9 @@ class Persistence:
         """Load `state.pickle` into moto's backends; returns the last journal row it holds."""
         with self.dir.checkpoint.open("rb") as f, _gc_paused():
             state = pickle.load(f)  # noqa: S301 - our own file, in a private directory
+            # the millions of objects just made live as long as the process: out of the collector's generations,
+            # or its next collections scan them all (they took 1 s each of the botocore clients made next)
+            gc.freeze()
         from moto.core.base_backend import BackendDict
 
         for loaded in state["backends"]:
