@@ -80,14 +80,19 @@ class ChildCloud:
                     todo += [int(c) for c in (task / "children").read_text().split()]
         return out
 
-    def rss_bytes(self) -> int:
+    def memory_bytes(self) -> int:
+        """What the local cloud holds in memory: the resident memory of its process, plus what its child processes
+        (ffmpeg, a checkpoint's fork) hold of their own, not the pages they share with it (a forked child shares
+        almost all; summing their resident memory counted those twice)."""
         total = 0
         for pid in self.pids():
+            own = pid != (self.proc.pid if self.proc else None)
+            rollup = Path(f"/proc/{pid}/smaps_rollup")
+            fields = ("Private_Clean:", "Private_Dirty:") if own and rollup.exists() else ("VmRSS:",)
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
+                text = (rollup if fields[0] != "VmRSS:" else Path(f"/proc/{pid}/status")).read_text()
+                total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(fields))
+            except (OSError, ValueError):
                 pass
         return total
 

@@ -12,12 +12,16 @@ How, with moto's own models (its maintainers declined a persistence layer, getmo
   moto draws every id (message ids, version ids, upload ids, request ids) from `mock_random`, made thread-local
   here, so replaying a request gives the same ids. Requests that only read are not journaled; nor are
   `ReceiveMessage` and `ChangeMessageVisibility` (in-flight state: after a restart every message not deleted is
-  visible again, its consumer died with the process); `DeleteMessage` is journaled by message id.
+  visible again, its consumer died with the process); `DeleteMessage` is journaled by message id. Large request
+  bodies (uploads) are streamed from the socket to files in `journal.bodies/`, which their rows name: an upload
+  is never whole in memory on its way in, nor copied into SQLite.
 - **Checkpoints**: every few seconds of writes (and on a clean stop) the backends of every service in use are
   pickled in one file (`state.pickle`, written to a temporary file and renamed), with a small `Pickler` for what
-  does not pickle (locks, conditions, threads, SSM's parameter dict), and the journal is emptied. Mutating requests
-  are serialised by one lock, which the checkpoint also holds. A restart loads the checkpoint into moto's existing
-  module-level backend dicts and replays the journal's tail.
+  does not pickle (locks, conditions, threads, SSM's parameter dict), and the journal rows it holds are dropped.
+  Mutating requests are serialised by one lock; a checkpoint holds it only to fork: a child process pickles its
+  copy-on-write snapshot while the server goes on (as Redis' BGSAVE), and the snapshot names the last journal row
+  it holds. A restart loads the checkpoint into moto's existing module-level backend dicts and replays the rows
+  after that one.
 - **S3 bodies are files** (`s3/.bodies/<id>`, written once, never modified), with the newest version of each key
   hard-linked at `s3/<bucket>/<key>` so that `media-raw/` and `media-processed/` can be looked at on disk. A
   checkpoint keeps the path only; bodies no longer referenced are removed at the next checkpoint. Multipart
@@ -38,6 +42,7 @@ import copyreg
 import dataclasses
 import datetime
 import fcntl
+import gc
 import io
 import json
 import logging
@@ -49,6 +54,7 @@ import sqlite3
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 import uuid
 import weakref
@@ -61,6 +67,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 5.0  # a checkpoint this long after the first journaled write since the last one
 CHECKPOINT_JOURNAL_BYTES = 256 << 20  # or as soon as the journal holds this many bytes of bodies
+SPOOL_BYTES = 256 << 10  # request bodies from this size are streamed to a file, not read into memory
+SPOOL_CHUNK = 1 << 20
 _READ_PREFIXES = ("Get", "List", "Describe", "Head", "Query", "Scan", "BatchGet", "TransactGet", "Check", "Search",
                   "Lookup", "Validate", "Test", "Estimate", "Simulate", "Decode", "Filter", "Select")  # fmt: skip
 _WRITES_DESPITE_PREFIX = {"GetSessionToken", "GetFederationToken", "GetRandomPassword"}
@@ -174,16 +182,48 @@ class Journal:
         )
         self.bytes = 0
         self.count = self.conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+        # Large request bodies (uploaded parts, objects) are files beside the journal, its rows name them: a body
+        # is streamed from the socket to its file and never held whole in memory, nor copied into SQLite.
+        self.bodies = path.with_name("journal.bodies")
+        self.bodies.mkdir(exist_ok=True)
+        self._files = {p["body_file"] for _, _, p, _ in self.entries() if "body_file" in p}
+        for orphan in self.bodies.iterdir():  # spooled by a request that never returned (a crash): not journaled
+            if orphan.name not in self._files:
+                orphan.unlink(missing_ok=True)
 
-    def append(self, kind: str, payload: dict[str, Any], body: bytes | None = None) -> None:
-        self.conn.execute(
-            "INSERT INTO journal (kind, payload, body) VALUES (?, ?, ?)", (kind, json.dumps(payload), body)
-        )
+    def spool(self, stream: Any, length: int | None) -> Path:
+        """Copy a request body to a file of its own (outside the lock: uploads stream in parallel)."""
+        path = self.bodies / uuid.uuid4().hex
+        with path.open("wb") as f:
+            left = length
+            while left is None or left > 0:
+                chunk = stream.read(SPOOL_CHUNK if left is None else min(SPOOL_CHUNK, left))
+                if not chunk:
+                    break
+                f.write(chunk)
+                if left is not None:
+                    left -= len(chunk)
+        return path
+
+    def append(self, kind: str, payload: dict[str, Any], body: bytes | Path | None = None) -> None:
+        if isinstance(body, Path):
+            payload = {**payload, "body_file": body.name}
+            self.conn.execute("INSERT INTO journal (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload)))
+            self._files.add(body.name)
+            self.bytes += body.stat().st_size
+        else:
+            self.conn.execute(
+                "INSERT INTO journal (kind, payload, body) VALUES (?, ?, ?)", (kind, json.dumps(payload), body)
+            )
+            self.bytes += len(body or b"")
         self.count += 1
-        self.bytes += len(body or b"")
 
-    def entries(self) -> Iterator[tuple[int, str, dict[str, Any], bytes | None]]:
-        last = 0
+    def body_of(self, payload: dict[str, Any], body: bytes | None) -> bytes | Path:
+        """An entry's request body: its bytes, or the path of its file."""
+        return self.bodies / payload["body_file"] if "body_file" in payload else body or b""
+
+    def entries(self, after: int = 0) -> Iterator[tuple[int, str, dict[str, Any], bytes | None]]:
+        last = after
         while True:  # in pages, so that a journal of large bodies is not all in memory at once
             rows = self.conn.execute(
                 "SELECT seq, kind, payload, body FROM journal WHERE seq > ? ORDER BY seq LIMIT 64", (last,)
@@ -194,11 +234,26 @@ class Journal:
                 last = seq
                 yield seq, kind, json.loads(payload), body
 
-    def clear(self) -> None:
-        self.conn.execute("DELETE FROM journal")
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.count = 0
-        self.bytes = 0
+    def last_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()[0]
+
+    def clear_through(self, seq: int) -> None:
+        """Drop the rows up to `seq` (a checkpoint holds them) and their body files."""
+        for payload, size in self.conn.execute(
+            "SELECT payload, length(body) FROM journal WHERE seq <= ?", (seq,)
+        ).fetchall():
+            name = json.loads(payload).get("body_file")
+            if name:
+                path = self.bodies / name
+                self.bytes -= path.stat().st_size if path.exists() else 0
+                path.unlink(missing_ok=True)
+                self._files.discard(name)
+            self.bytes -= size or 0
+            self.count -= 1
+        self.conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,))
+        if not self.count:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.bytes = max(0, self.bytes)
 
     def close(self) -> None:
         self.conn.close()
@@ -809,7 +864,6 @@ def _live_backend_dict(loaded: Any) -> Any:
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Millions of small objects made or walked at once: the cyclic collector would run hundreds of times."""
-    import gc
 
     was = gc.isenabled()
     gc.disable()
@@ -857,12 +911,13 @@ class Persistence:
     def restore(self, app: Any) -> Restored:
         started = time.perf_counter()
         result = Restored()
+        held = 0  # the last journal row the checkpoint holds
         if self.dir.checkpoint.exists():
-            self._load_checkpoint()
+            held = self._load_checkpoint()
             result.checkpoint_loaded = True
         _tls.replaying = True
         try:
-            for seq, kind, payload, body in self.journal.entries():
+            for seq, kind, payload, body in self.journal.entries(after=held):
                 try:
                     with seeded(payload.get("seed", seq)):
                         self._replay(app, kind, payload, body)
@@ -879,9 +934,13 @@ class Persistence:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _load_checkpoint(self) -> None:
+    def _load_checkpoint(self) -> int:
+        """Load `state.pickle` into moto's backends; returns the last journal row it holds."""
         with self.dir.checkpoint.open("rb") as f, _gc_paused():
             state = pickle.load(f)  # noqa: S301 - our own file, in a private directory
+            # the millions of objects just made live as long as the process: out of the collector's generations,
+            # or its next collections scan them all (they took 1 s each of the botocore clients made next)
+            gc.freeze()
         from moto.core.base_backend import BackendDict
 
         for loaded in state["backends"]:
@@ -890,10 +949,11 @@ class Persistence:
             dict.update(live, loaded)
             if live not in BackendDict._instances:
                 BackendDict._instances.append(live)
+        return int(state.get("journal_seq", 0))
 
     def _replay(self, app: Any, kind: str, payload: dict[str, Any], body: bytes | None) -> None:
         if kind == "http":
-            status = _call(app, payload["environ"], body or b"")[0]
+            status = _call(app, payload["environ"], self.journal.body_of(payload, body))[0]
             if not 200 <= status < 300:
                 raise RuntimeError(f"answered {status} this time")
         elif kind == "sqs-delete":
@@ -970,7 +1030,7 @@ class Persistence:
             kind, action = classify(environ)
             if kind == "read":
                 return app(environ, start_response)
-            body = _read_body(environ)
+            body: bytes | Path = _spool_or_read(self.journal, environ, kind)
             if kind == "form":
                 action = _action_of(environ, body, action)
                 kind = _kind_of(action)
@@ -990,6 +1050,8 @@ class Persistence:
                         saved.update({k: v for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str)})
                         self.journal.append("http", {"seed": seed, "action": action, "environ": saved}, body or None)
                     self._dirty()
+                elif isinstance(body, Path):
+                    body.unlink(missing_ok=True)
             start_response(_status_line(status), headers)
             return [out]
 
@@ -1033,40 +1095,46 @@ class Persistence:
                     log.exception("checkpoint failed (the journal keeps everything; next try in a moment)")
 
     def checkpoint(self) -> None:
-        """Pickle every backend in use, replace `state.pickle`, empty the journal, drop unreferenced bodies."""
+        """Pickle every backend in use into `state.pickle`, drop the journal's rows it holds and the bodies nothing
+        refers to any more.
+
+        Writes wait only while the state is forked (copy-on-write, as Redis' BGSAVE): a child process pickles the
+        snapshot, the server goes on. Pickled under the lock instead, a checkpoint of 10,000 videos (2-4 s) held
+        every write that long, every few seconds. The snapshot names the last journal row it holds: a crash
+        between its rename and the rows' deletion replays only the rows after it. Without `os.fork` (Windows), the
+        state is pickled under the lock."""
         started = time.perf_counter()
         with self.lock:
-            tmp = self.dir.checkpoint.with_suffix(".tmp")
-            for attempt in range(20):  # an execution's thread may change its history while we pickle it
-                try:
-                    with tmp.open("wb") as f, _gc_paused():
-                        try:
-                            if not _FastPickler.dispatch_table:
-                                _FastPickler.dispatch_table = _fast_dispatch_table()
-                            _FastPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
-                        except (TypeError, AttributeError, pickle.PicklingError) as exc:
-                            log.debug("checkpoint with the general pickler (%s)", exc)
-                            f.seek(0)
-                            f.truncate()
-                            _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump({"backends": _backend_dicts()})
-                        f.flush()
-                        os.fsync(f.fileno())
-                    break
-                except RuntimeError as exc:
-                    if attempt == 19:
-                        raise
-                    log.debug("checkpoint retried: %s", exc)
-                    time.sleep(0.01)
-            tmp.replace(self.dir.checkpoint)
-            self.journal.clear()
+            seq = self.journal.last_seq()
+            with FileBody.live_lock:
+                live_then = set(FileBody.live)  # the bodies the snapshot refers to
             self._dirty_since = None
-            self._collect_bodies()
+            pid = _fork() if hasattr(os, "fork") else None
+            if pid == 0:  # the child: the snapshot is its memory; only this thread exists here
+                code = 1
+                try:
+                    _write_state(self.dir.checkpoint, seq)
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            if pid is None:
+                _write_state(self.dir.checkpoint, seq)
+        if pid is not None:
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                self.dir.checkpoint.with_suffix(".tmp").unlink(missing_ok=True)
+                raise RuntimeError(f"the checkpoint's process failed (wait status {status}); the journal keeps all")
+        with self.lock:
+            self.journal.clear_through(seq)
+            self._collect_bodies(live_then)
         self.checkpoints += 1
         self.last_checkpoint_s = time.perf_counter() - started
 
-    def _collect_bodies(self) -> None:
+    def _collect_bodies(self, live_then: set[str]) -> None:
         with FileBody.live_lock:
-            live = set(FileBody.live)
+            live = set(FileBody.live) | live_then
         for path in self.dir.bodies.iterdir():
             if path.name not in live and not path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
@@ -1118,11 +1186,17 @@ def classify(environ: dict[str, Any]) -> tuple[str, str]:
     return "form", action  # the kind follows from the action
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _spool_or_read(journal: Journal, environ: dict[str, Any], kind: str) -> bytes | Path:
+    """The request body: small ones as bytes, large ones (REST uploads) streamed to a file of the journal's."""
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
-    body = stream.read(int(length)) if length else (stream.read() if environ.get("wsgi.input_terminated") else b"")
-    environ["wsgi.input"] = io.BytesIO(body)
+    size = int(length) if length else None
+    if size is None and not environ.get("wsgi.input_terminated"):
+        return b""
+    if kind == "write" and (size is None or size >= SPOOL_BYTES):
+        return journal.spool(stream, size)
+    body = stream.read(size) if size is not None else stream.read()
+    environ["wsgi.input"] = io.BytesIO(body)  # for the app, if the request is not journaled after all
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
 
@@ -1143,28 +1217,41 @@ def _kind_of(action: str) -> str:
     return "write"
 
 
-def _call(app: Any, saved: dict[str, Any], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-    environ = dict(saved)
-    environ.setdefault("SCRIPT_NAME", "")
-    environ.setdefault("SERVER_NAME", "127.0.0.1")
-    environ.setdefault("SERVER_PORT", "0")
-    environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
-    environ.setdefault("wsgi.url_scheme", "http")
-    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr,
-                    "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
-                    "wsgi.run_once": False})  # fmt: skip
-    captured: dict[str, Any] = {}
+def _call(app: Any, saved: dict[str, Any], body: bytes | Path) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run one request through the app with `body` (bytes, or a file streamed as the input); returns what it
+    answered."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(body, Path):
+            stream, length = stack.enter_context(body.open("rb")), body.stat().st_size
+        else:
+            stream, length = io.BytesIO(body), len(body)
+        environ = dict(saved)
+        environ.setdefault("SCRIPT_NAME", "")
+        environ.setdefault("SERVER_NAME", "127.0.0.1")
+        environ.setdefault("SERVER_PORT", "0")
+        environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+        environ.setdefault("wsgi.url_scheme", "http")
+        environ.update({"wsgi.input": stream, "CONTENT_LENGTH": str(length), "wsgi.errors": sys.stderr,
+                        "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                        "wsgi.run_once": False})  # fmt: skip
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # the body is whole now, its length known
+        captured: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
-        captured["status"], captured["headers"] = status, headers
-        return lambda data: None
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
 
-    result = app(environ, start_response)
-    try:
-        out = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
+        try:
+            result = app(environ, start_response)
+            try:
+                out = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            # The request object werkzeug hangs in the environ refers back to it: a cycle that would keep the
+            # body it read (an uploaded part, megabytes) until the next garbage collection. Broken here.
+            environ.clear()
     return int(captured["status"].split()[0]), list(captured["headers"]), out
 
 
@@ -1268,12 +1355,15 @@ class RekognitionJobs:
             rows = conn.execute(
                 "SELECT job_id, api, request, status, message, notified, analysis, created FROM rekognition_jobs"
             ).fetchall()
+        stored: dict[str, bytes] = {}  # job id -> its pickled analysis, loaded when its results are first read
         for job_id, api, request, status, message, notified, analysis, created in rows:
             job = Job(job_id, api, json.loads(request), status, message, None, created)
-            if analysis is not None:
+            if analysis is not None and notified:
+                stored[job_id] = analysis
+            elif analysis is not None:  # its completion is published again below: with its results
                 with contextlib.suppress(Exception):
                     job.analysis = pickle.loads(analysis)  # noqa: S301 - our own file, in a private directory
-            if status == "SUCCEEDED" and job.analysis is None:
+            if status == "SUCCEEDED" and job.analysis is None and job_id not in stored:
                 job.status = "IN_PROGRESS"  # results lost: analyse again (and publish again)
             server._jobs[job_id] = job
             token = job.request.get("ClientRequestToken")
@@ -1296,8 +1386,29 @@ class RekognitionJobs:
             original_notify(job)
             self._save(job, notified=True)
 
+        loading = threading.Lock()
+
+        def analysis_of(job: Any) -> Any:
+            with loading:
+                return _load(job)
+
+        def _load(job: Any) -> Any:
+            blob = stored.pop(job.job_id, None)
+            if blob is not None and job.analysis is None:
+                try:
+                    job.analysis = pickle.loads(blob)  # noqa: S301 - our own file, in a private directory
+                except Exception as exc:  # e.g. written by another version of the engine: analyse again
+                    log.warning("the results of Rekognition job %s could not be read (%s): analysing again",
+                                job.job_id, exc)  # fmt: skip
+                    job.status = "IN_PROGRESS"
+                    with server._lock:
+                        server._active += 1
+                    server._pool.submit(original_run, job)
+            return job.analysis
+
         server.start_job = start_job
         server._notify = notify
+        server._analysis_of = analysis_of
         original_analyse = server._analyse
 
         def analyse(obj: dict) -> Any:
@@ -1330,7 +1441,6 @@ class RekognitionJobs:
                             server._active -= 1
 
                 server._pool.submit(publish)
-        del original_run
         return len(rerun)
 
     def _save(self, job: Any, notified: bool) -> None:
@@ -1347,7 +1457,59 @@ class RekognitionJobs:
             )  # fmt: skip
 
 
+# ============================================================================================ checkpoint files
+def _fork() -> int:
+    """`os.fork()` while other threads run. Safe here: the child only pickles (no lock of theirs is taken: the
+    pickler makes new locks) and writes one file, then leaves with `os._exit`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: "multi-threaded, use of fork()..."
+        return os.fork()
+
+
+def _write_state(path: Path, seq: int) -> None:
+    """Pickle every backend in use into `path` (written aside, then renamed); `seq`: the last journal row held."""
+    tmp = path.with_suffix(".tmp")
+    for attempt in range(20):  # under the lock in this process, an execution's thread may change its history
+        try:
+            with tmp.open("wb") as f, _gc_paused():
+                state = {"backends": _backend_dicts(), "journal_seq": seq}
+                try:
+                    if not _FastPickler.dispatch_table:
+                        _FastPickler.dispatch_table = _fast_dispatch_table()
+                    _FastPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+                except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                    log.debug("checkpoint with the general pickler (%s)", exc)
+                    f.seek(0)
+                    f.truncate()
+                    _StatePickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+                f.flush()
+                os.fsync(f.fileno())
+            break
+        except RuntimeError as exc:
+            if attempt == 19:
+                raise
+            log.debug("checkpoint retried: %s", exc)
+            time.sleep(0.01)
+    tmp.replace(path)
+
+
 # ================================================================================================ the server
+def _without_debug(create_app: Callable[[str], Any]) -> Callable[[str], Any]:
+    """moto's service apps, out of Flask's debug mode (moto turns it on). In debug mode Flask gives every request a
+    class made for it whose method refers back to the request: a reference cycle that keeps the body the request
+    read (an uploaded part, megabytes) until the next garbage collection, which counts objects, not bytes. An
+    upload's parts piled up that way: hundreds of MB for a 1 GB video."""
+
+    def create(service: str) -> Any:
+        app = create_app(service)
+        app.debug = False
+        return app
+
+    return create
+
+
 class MotoServer:
     """moto's server (the app `ThreadedMotoServer` serves), behind the journal when a data directory is given.
     The listening socket reuses its address at once (SO_REUSEADDR), so a restart may take the same port."""
@@ -1365,7 +1527,7 @@ class MotoServer:
 
         if self.config:
             moto_api_backend.set_config(self.config)
-        app: Any = DomainDispatcherApplication(create_backend_app)
+        app: Any = DomainDispatcherApplication(_without_debug(create_backend_app))
         if self.persistence is not None:
             self.restored = self.persistence.restore(app)
             app = self.persistence.middleware(app)

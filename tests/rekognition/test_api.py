@@ -340,3 +340,23 @@ def test_text_job_token_is_idempotent(rekognition, aws, text_job):
     assert again["JobId"] == job_id
     aws["inbox"].drain(wait=2)
     assert len(aws["inbox"].for_job(job_id)) == 1
+
+
+def test_the_endpoint_starts_without_the_analysis_libraries():
+    """A restart answers before numpy, OpenCV, onnxruntime and PySceneDetect are imported: the first job does it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cliplake_localcloud.rekognition.server import RekognitionServer\n"
+        "server = RekognitionServer(port=0).start()\n"
+        "print(sorted(m for m in ('cv2', 'numpy', 'onnxruntime', 'scenedetect') if m in sys.modules))\n"
+        "server.engine\n"
+        "print(sorted(m for m in ('cv2', 'numpy') if m in sys.modules))\n"
+        "server.stop()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    before, after = out.stdout.splitlines()
+    assert before == "[]"
+    assert after == "['cv2', 'numpy']"

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import results
-from .engine import Analysis, Engine
+from . import lazy
 
-Header = Callable[[Engine, dict, dict, "Analysis | None"], dict]  # (engine, Start* request, Get* request, analysis)
-Items = Callable[[Analysis, Engine, dict, dict], list]  # (analysis, engine, Start* request, Get* request)
+if TYPE_CHECKING:
+    from . import results
+    from .engine import Analysis, Engine
+else:
+    results = lazy(f"{__package__}.results")
+
+Header = Callable[["Engine", dict, dict, "Analysis | None"], dict]  # (engine, Start* request, Get* request, analysis)
+Items = Callable[["Analysis", "Engine", dict, dict], list]  # (analysis, engine, Start* request, Get* request)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,10 @@ def session(assets_dir: Path, rel: str, threads: int = 1):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # no memory arena (as RapidOCR's sessions): the arena keeps each session's largest activations allocated,
+    # 43 MB of the analysis' memory; inference is as fast without (7.36 vs 7.60 ms a label frame, 9.01 vs 9.15 ms
+    # a moderation frame, measured on 2 cores)
+    opts.enable_cpu_mem_arena = False
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

@@ -27,14 +27,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
-from . import results
+from . import lazy
 from .apis import GET, START
-from .decode import UnsupportedVideo
-from .engine import Analysis, Engine
 from .validate import ApiError, invalid, validate
+
+if TYPE_CHECKING:
+    from . import decode, results
+    from .engine import Analysis, Engine
+else:  # imported by the first analysis (numpy, OpenCV, onnxruntime...), not when the endpoint starts
+    decode, results = lazy(f"{__package__}.decode"), lazy(f"{__package__}.results")
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,8 @@ class RekognitionServer:
         # RoleArn, assumed by the service ((role ARN, service, region) -> a client of it; None: this process's own).
         self.role_client = role_client
         self.max_concurrent_jobs = max_concurrent_jobs
-        self.engine = engine or Engine()
+        self._engine = engine
+        self._engine_lock = threading.Lock()
         self._workers = workers
         self._jobs: dict[str, Job] = {}
         self._tokens: dict[tuple[str, str], str] = {}
@@ -115,6 +121,16 @@ class RekognitionServer:
         self._pool: ThreadPoolExecutor | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The analysis engine, made (and its libraries imported) by the first job that needs it."""
+        with self._engine_lock:
+            if self._engine is None:
+                from .engine import Engine
+
+                self._engine = Engine()
+            return self._engine
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -220,7 +236,7 @@ class RekognitionServer:
             try:
                 job.analysis = self._analyse(job.s3)
                 job.status = "SUCCEEDED"
-            except UnsupportedVideo as exc:
+            except decode.UnsupportedVideo as exc:
                 job.status, job.message = "FAILED", str(exc)
             except Exception as exc:
                 log.exception("job %s failed", job.job_id)
@@ -274,17 +290,21 @@ class RekognitionServer:
             log.exception("could not publish the completion of job %s to %s", job.job_id, arn)
 
     # ------------------------------------------------------------ results
+    def _analysis_of(self, job: Job) -> Analysis | None:
+        return job.analysis
+
     def get_results(self, operation: str, request: dict) -> dict:
         with self._lock:
             job = self._jobs.get(request["JobId"])
         if job is None or job.api != GET[operation].start:
             raise ApiError("ResourceNotFoundException", f"Job {request['JobId']} not found")
+        a = self._analysis_of(job)
         out: dict = {"JobStatus": job.status, "JobId": job.job_id, "Video": job.video}
         if "JobTag" in job.request:
             out["JobTag"] = job.request["JobTag"]
         if job.message:
             out["StatusMessage"] = job.message
-        api, a = GET[operation], job.analysis
+        api = GET[operation]
         out |= api.header(self.engine, job.request, request, a)
         items = api.items(a, self.engine, job.request, request) if a is not None else []
         if a is not None:
