@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import uuid
@@ -62,6 +63,24 @@ def test_an_unreachable_cloud_is_one_line_with_the_fix(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1
     assert "cannot reach the local cloud at http://127.0.0.1:9" in err and "cliplake up" in err
+
+
+def test_a_shell_without_the_clouds_variables_is_one_line_with_the_fix(monkeypatch, capsys, tmp_path):
+    """After `make demo` a new shell has no AWS variables: botocore's "You must specify a region." alone said
+    nothing of the fix."""
+    for var in [v for v in os.environ if v.startswith(("AWS_", "CLIPLAKE_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    _fresh()
+    try:
+        assert main(["videos"]) == 2
+    finally:
+        monkeypatch.undo()
+        _fresh()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "no AWS region" in err and "cliplake up" in err and "cliplake env" in err
 
 
 def test_videos_lists_every_source_by_default(cloud, lake, catalog, clips, capsys):

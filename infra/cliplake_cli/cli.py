@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from cliplake.adapters.catalog import Catalog
 from cliplake.adapters.s3 import Lake
@@ -610,6 +616,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except NoCredentialsError:
         say(f"cliplake: no AWS credentials: for the local cloud, {ENV_HINT}; for AWS, configure a profile")
+        return 2
+    except NoRegionError:  # a shell with neither the local cloud's variables nor an AWS profile (botocore's words)
+        say(f"cliplake: no AWS region in this shell: for the local cloud, start it (`cliplake up`) and {ENV_HINT}; "
+            "for AWS, set AWS_REGION or a profile")  # fmt: skip
         return 2
     except BatchesNotDeployed as err:
         say(f"cliplake: {err}")
