@@ -47,6 +47,19 @@ def test_env_without_a_local_cloud_says_how_to_start_one(tmp_path, capsys):
     assert err.count("\n") == 1 and "cliplake up" in err
 
 
+def _one_line_error(monkeypatch, capsys, argv: list[str]) -> str:
+    """`cliplake <argv>` in the environment the test set up (restored after): exit 2, one line, no traceback."""
+    _fresh()
+    try:
+        assert main(argv) == 2
+    finally:
+        monkeypatch.undo()
+        _fresh()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    return err
+
+
 def test_an_unreachable_cloud_is_one_line_with_the_fix(monkeypatch, capsys):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
@@ -54,14 +67,7 @@ def test_an_unreachable_cloud_is_one_line_with_the_fix(monkeypatch, capsys):
         monkeypatch.setenv(var, value)
     for var in ("CLIPLAKE_BUCKET", "CLIPLAKE_CATALOG_TABLE", "CLIPLAKE_BATCH_STATE_MACHINE_ARN"):
         monkeypatch.delenv(var, raising=False)
-    _fresh()
-    try:
-        assert main(["videos"]) == 2
-    finally:
-        monkeypatch.undo()
-        _fresh()
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1
+    err = _one_line_error(monkeypatch, capsys, ["videos"])
     assert "cannot reach the local cloud at http://127.0.0.1:9" in err and "cliplake up" in err
 
 
@@ -72,14 +78,7 @@ def test_a_shell_without_the_clouds_variables_is_one_line_with_the_fix(monkeypat
         monkeypatch.delenv(var)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    _fresh()
-    try:
-        assert main(["videos"]) == 2
-    finally:
-        monkeypatch.undo()
-        _fresh()
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1
+    err = _one_line_error(monkeypatch, capsys, ["videos"])
     assert "no AWS region" in err and "cliplake up" in err and "cliplake env" in err
 
 
