@@ -24,10 +24,11 @@ all over one `dynamo.Table`; `Catalog` holds them. The stages read and write mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import boto3
+from pydantic import BaseModel
 
 from cliplake.adapters.dynamo import Key, Page, Table, Update, from_ddb, item_values, key, now_iso, to_ddb
 from cliplake.contracts import (
@@ -50,6 +51,8 @@ from cliplake.contracts import (
     text_words,
 )
 
+R = TypeVar("R", bound=BaseModel)
+
 __all__ = ["Catalog", "from_ddb", "now_iso", "to_ddb"]
 
 MAX_REASON = 1000  # characters of a readable reason kept in the catalog
@@ -66,6 +69,12 @@ def video_key(video_id: str) -> Key:
 
 def task_key(video_id: str) -> Key:
     return key(f"VIDEO#{video_id}", "TASK")
+
+
+def _get_many(table: Table, ids: Sequence[str], key_of: Callable[[str], Key], model: type[R]) -> dict[str, R]:
+    """The records of `ids` that exist (keyed by `key_of`), by id: BatchGetItem, 100 a call."""
+    by_pk = {key_of(i)["pk"]["S"]: i for i in ids}
+    return {by_pk[item["pk"]]: model.model_validate(item) for item in table.batch_get(map(key_of, by_pk.values()))}
 
 
 def transcode_key(video_id: str) -> Key:
@@ -194,8 +203,7 @@ class Videos:
 
     def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoRecord]:
         """The records of the videos that exist, by id (BatchGetItem, 100 a call)."""
-        ids = {video_key(v)["pk"]["S"]: v for v in video_ids}
-        return {ids[i["pk"]]: VideoRecord.model_validate(i) for i in self.table.batch_get(map(video_key, ids.values()))}
+        return _get_many(self.table, video_ids, video_key, VideoRecord)
 
     def register(
         self,
@@ -414,8 +422,7 @@ class Tasks:
 
     def get_many(self, video_ids: Sequence[str]) -> dict[str, TaskRecord]:
         """The batch items of the videos that have one, by video id (BatchGetItem, 100 a call)."""
-        ids = {task_key(v)["pk"]["S"]: v for v in video_ids}
-        return {ids[i["pk"]]: TaskRecord.model_validate(i) for i in self.table.batch_get(map(task_key, ids.values()))}
+        return _get_many(self.table, video_ids, task_key, TaskRecord)
 
     def finish(self, video_id: str, outcome: str, reason: str = "") -> TaskRecord | None:
         """Mark a video's batch item completed, once: returns the item the first time, None afterwards (or
