@@ -84,13 +84,15 @@ class ChildCloud:
         """What the local cloud holds in memory: the resident memory of its process, plus what its child processes
         (ffmpeg, a checkpoint's fork) hold of their own, not the pages they share with it (a forked child shares
         almost all; summing their resident memory counted those twice)."""
-        total = 0
+        total, root = 0, self.proc.pid if self.proc else None
         for pid in self.pids():
-            own = pid != (self.proc.pid if self.proc else None)
             rollup = Path(f"/proc/{pid}/smaps_rollup")
-            fields = ("Private_Clean:", "Private_Dirty:") if own and rollup.exists() else ("VmRSS:",)
+            if pid != root and rollup.exists():  # a child: only the pages it does not share
+                source, fields = rollup, ("Private_Clean:", "Private_Dirty:")
+            else:
+                source, fields = Path(f"/proc/{pid}/status"), ("VmRSS:",)
             try:
-                text = (rollup if fields[0] != "VmRSS:" else Path(f"/proc/{pid}/status")).read_text()
+                text = source.read_text()
                 total += sum(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(fields))
             except (OSError, ValueError):
                 pass

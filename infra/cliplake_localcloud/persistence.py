@@ -186,9 +186,9 @@ class Journal:
         # is streamed from the socket to its file and never held whole in memory, nor copied into SQLite.
         self.bodies = path.with_name("journal.bodies")
         self.bodies.mkdir(exist_ok=True)
-        self._files = {p["body_file"] for _, _, p, _ in self.entries() if "body_file" in p}
+        named = {p["body_file"] for _, _, p, _ in self.entries() if "body_file" in p}
         for orphan in self.bodies.iterdir():  # spooled by a request that never returned (a crash): not journaled
-            if orphan.name not in self._files:
+            if orphan.name not in named:
                 orphan.unlink(missing_ok=True)
 
     def spool(self, stream: Any, length: int | None) -> Path:
@@ -209,7 +209,6 @@ class Journal:
         if isinstance(body, Path):
             payload = {**payload, "body_file": body.name}
             self.conn.execute("INSERT INTO journal (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload)))
-            self._files.add(body.name)
             self.bytes += body.stat().st_size
         else:
             self.conn.execute(
@@ -247,7 +246,6 @@ class Journal:
                 path = self.bodies / name
                 self.bytes -= path.stat().st_size if path.exists() else 0
                 path.unlink(missing_ok=True)
-                self._files.discard(name)
             self.bytes -= size or 0
             self.count -= 1
         self.conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,))
@@ -1386,15 +1384,13 @@ class RekognitionJobs:
             original_notify(job)
             self._save(job, notified=True)
 
-        loading = threading.Lock()
+        loading = threading.Lock()  # two Get* calls of one job: the second waits for the first's unpickling
 
         def analysis_of(job: Any) -> Any:
             with loading:
-                return _load(job)
-
-        def _load(job: Any) -> Any:
-            blob = stored.pop(job.job_id, None)
-            if blob is not None and job.analysis is None:
+                blob = stored.pop(job.job_id, None)
+                if blob is None or job.analysis is not None:
+                    return job.analysis
                 try:
                     job.analysis = pickle.loads(blob)  # noqa: S301 - our own file, in a private directory
                 except Exception as exc:  # e.g. written by another version of the engine: analyse again
@@ -1404,7 +1400,7 @@ class RekognitionJobs:
                     with server._lock:
                         server._active += 1
                     server._pool.submit(original_run, job)
-            return job.analysis
+                return job.analysis
 
         server.start_job = start_job
         server._notify = notify
