@@ -14,7 +14,7 @@ from cliplake.contracts import BatchItem, BatchItemRef, BatchRecord, BatchStatus
 from cliplake.lake import batch_timestamp, plan_items_key, raw_key, video_id_for
 from cliplake.services import Services
 from cliplake.sources.http import ConfigurationError, build_session
-from cliplake.sources.pixabay import NO_KEY, PixabayClient, PixabayError, api_key_of, cached_session
+from cliplake.sources.pixabay import PixabayClient, PixabayError, api_key_of, cached_session
 from cliplake.sources.planning import (
     Limits,
     Source,
@@ -50,8 +50,6 @@ def live_sources(svc: Services) -> tuple[dict[str, Source], dict[str, str]]:
     except ConfigurationError as err:
         errors["wikimedia"] = str(err)
     try:
-        if not s.pixabay_secret_id:
-            raise PixabayError(NO_KEY)
         key = api_key_of(svc.secrets.value(s.pixabay_secret_id), s.pixabay_secret_id)
         sources["pixabay"] = PixabayClient(
             cached_session(s.work_dir), s.pixabay_api_url, key, max_height=s.max_height, max_retries=1, timeout=timeout
@@ -175,8 +173,7 @@ def empty_reason(
     if not sources:
         fixes = []
         if "pixabay" in errors:
-            secret = s.pixabay_secret_id or "PixabaySecret"
-            fixes.append(f"set a Pixabay key (aws secretsmanager put-secret-value --secret-id {secret} "
+            fixes.append(f"set a Pixabay key (aws secretsmanager put-secret-value --secret-id {s.pixabay_secret_id} "
                          "--secret-string '{\"key\": \"...\"}')")  # fmt: skip
         if "wikimedia" in errors:
             fixes.append("set a contact email for Wikimedia (the stack's ContactEmail parameter, "
