@@ -11,7 +11,7 @@ from cliplake_localcloud.rekognition import decode
 
 from .conftest import FPS, H264, ffmpeg
 
-GRADIENT = f"gradients=s=640x360:r={FPS}:d=1:c0=0xff2020:c1=0x20ff40:c2=0x3030ff:c3=0xffff00:n=4"
+GRADIENT = f"gradients=s=640x360:r={FPS}:d=1:c0=0xff2020:c1=0x20ff40:c2=0x3030ff:c3=0xffff00:n=4:seed=1"
 TAGS = {
     "untagged": ("bt601", "LIMITED", ["-pix_fmt", "yuv420p"]),
     "bt709": ("bt709", "LIMITED", ["-pix_fmt", "yuv420p", "-colorspace", "bt709"]),
