@@ -99,8 +99,13 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         complete_video(svc, vid, ok=False, reason=reason)
         return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
 
-    videos.set_status(
+    # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off (the
+    # video stays RECEIVED). The slots and the ANALYZING status are one write.
+    bound = svc.group(RekognitionJobsSettings).max_jobs_in_flight
+    held = svc.catalog.slots.acquire(
         vid,
+        len(kinds),
+        bound,
         VideoStatus.ANALYZING,
         analysed_key=analysed_key,
         transcoded=transcoded,
@@ -108,26 +113,22 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
         original_container=probed.container.split(",")[0],
         analysis_started_at=video.analysis_started_at or now_iso(),
     )
-    # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off.
-    bound = svc.group(RekognitionJobsSettings).max_jobs_in_flight
-    if not svc.catalog.slots.acquire(vid, len(kinds), bound):
+    if not held:
         raise Backpressure(f"{bound} Rekognition jobs in flight already")
-    started: dict[JobKind, str] = {}
-    for kind in kinds:
-        try:
-            started[kind] = svc.rekognition.start(kind, ref.bucket, analysed_key, vid, info.etag, svc.channel)
-        except InvalidVideo as err:
-            videos.mark_failed(vid, raw.source, str(err))
-            write_failed_rows(svc.lake, video, str(err))
-            svc.catalog.slots.release(vid)
-            complete_video(svc, vid, ok=False, reason=str(err))
-            return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))
-        # Backpressure propagates: the message goes back to the queue; the retry's reused request tokens return
-        # the jobs already started, and a crash before this record is reconciled the same way.
+    try:
+        started = svc.rekognition.start_all(kinds, ref.bucket, analysed_key, vid, info.etag, svc.channel)
+    except InvalidVideo as err:
+        videos.mark_failed(vid, raw.source, str(err))
+        write_failed_rows(svc.lake, video, str(err))
+        svc.catalog.slots.release(vid)
+        complete_video(svc, vid, ok=False, reason=str(err))
+        return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))
+    # Backpressure propagates: the message goes back to the queue; the retry's reused request tokens return the
+    # jobs already started, and a crash before this record is reconciled the same way.
     videos.record_jobs(vid, started, started_at=now_iso())
     jobs = {kind.value: job_id for kind, job_id in started.items()}
     logger.info("analysis started", extra={"video_id": vid, "key": raw.key, "jobs": jobs})
-    heartbeat_video(svc, vid, "analysis started")
+    heartbeat_video(svc, vid, "analysis started", video.batch_id)
     return AnalyzeResult(video_id=vid, outcome="started", jobs=jobs)
 
 

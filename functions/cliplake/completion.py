@@ -44,10 +44,11 @@ def complete_video(svc: Services, video_id: str, *, ok: bool, reason: str = "", 
     return True
 
 
-def heartbeat_video(svc: Services, video_id: str, step: str) -> bool:
+def heartbeat_video(svc: Services, video_id: str, step: str, batch_id: str | None = None) -> bool:
     """Tell the batch item of a video (if it has an open one) that the video advanced (`step`: a segment done, the
-    join, analysis started, a job finished), so its HeartbeatSeconds follow the work. Never fails the stage."""
-    if svc.tokens is None:
+    join, analysis started, a job finished), so its HeartbeatSeconds follow the work. Never fails the stage.
+    A caller holding the video's record passes its `batch_id`: "" (a video no batch ingested) reads nothing."""
+    if svc.tokens is None or batch_id == "":
         return False
     try:
         task = svc.catalog.tasks.get(video_id)

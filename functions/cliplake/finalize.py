@@ -55,9 +55,10 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
         return FinalizeResult(video_id=vid, outcome="duplicate", reason=f"video already {video.status.lower()}")
     raw = parse_raw_key(video.raw_key)
 
+    document = None
     if completion.succeeded:
-        results = svc.rekognition.results(kind, completion.JobId)
-        svc.lake.put_json(raw.job_result_key(kind.value), results)
+        document = svc.rekognition.results(kind, completion.JobId)
+        svc.lake.put_json(raw.job_result_key(kind.value), document)
         message = ""
     else:
         _, message = svc.rekognition.status(kind, completion.JobId)
@@ -75,11 +76,12 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
     started = list(jobs)  # the analyses analyze started for this video (its features)
     if not all(job.succeeded for job in jobs.values()):
-        heartbeat_video(svc, vid, f"{kind.value} job done")
+        heartbeat_video(svc, vid, f"{kind.value} job done", video.batch_id)
         return FinalizeResult(video_id=vid, outcome="waiting")
 
-    svc.catalog.slots.release(vid)  # every job ended
-    results = {k: svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in started}
+    svc.catalog.slots.release(vid, video.job_slots)  # every job ended
+    # this completion's results are at hand; the other jobs' were written by their own completions
+    results = {k: document if k == kind else svc.lake.get_json(raw.job_result_key(k.value)) or {} for k in started}
     written_at = now_iso()
     summary = build_summary(video.model_copy(update={"jobs": jobs}), results, svc.lake.bucket, written_at)
     # The status goes first: the summary's S3 event starts the index stage, which must not be overtaken.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from unitkit import VP9, Unit
+from unitkit import UNIT_BATCH, VP9, Unit
 
 from cliplake.adapters.rekognition import Backpressure, InvalidVideo
 from cliplake.analyze import analyze_object, chosen_kinds
 from cliplake.contracts import JobKind, JobStatus, VideoStatus
-from cliplake.lake import BATCH_ID_METADATA, FEATURES_METADATA, parse_raw_key, video_id_for
+from cliplake.lake import FEATURES_METADATA, parse_raw_key, video_id_for
 from cliplake.media import MediaError, Unreadable
 from cliplake.tables import table_key
 
@@ -32,15 +32,14 @@ def test_an_object_deleted_before_its_event_is_skipped(unit: Unit):
 
 
 def test_an_h264_video_is_analysed_where_it_lies(unit: Unit):
-    ref = unit.drop(metadata={BATCH_ID_METADATA: "b-1"})
-    unit.batch_item(ref)
+    ref = unit.drop(token="token-1")
     result = analyze_object(unit.svc, ref)
     vid = video_id_for(ref.key)
     assert result.outcome == "started" and set(result.jobs) == {k.value for k in ALL}
     assert unit.media.probed == ["url"]  # probed over a presigned URL: never downloaded
     assert [key for _, key in unit.rekognition.calls] == [ref.key] * 4
     video = unit.catalog.videos.get(vid)
-    assert video.status == VideoStatus.ANALYZING and video.batch_id == "b-1" and not video.transcoded
+    assert video.status == VideoStatus.ANALYZING and video.batch_id == UNIT_BATCH and not video.transcoded
     assert video.analysed_key == ref.key and video.original_codec == "h264" and video.original_container == "mov"
     assert {k: j.status for k, j in video.jobs.items()} == dict.fromkeys(ALL, JobStatus.IN_PROGRESS)
     assert video.job_slots == 4 and unit.catalog.slots.in_flight() == 4
@@ -136,7 +135,8 @@ def test_at_the_quota_the_message_backs_off_and_a_later_retry_starts(unit: Unit)
     with pytest.raises(Backpressure, match="6 Rekognition jobs in flight"):
         analyze_object(unit.svc, second)
     assert unit.catalog.slots.in_flight() == 4 and len(unit.rekognition.calls) == 4  # nothing of the second started
-    assert unit.catalog.videos.get(video_id_for(second.key)).jobs == {}
+    waiting = unit.catalog.videos.get(video_id_for(second.key))
+    assert waiting.jobs == {} and waiting.status == VideoStatus.RECEIVED  # not analysing while it waits for slots
     unit.catalog.slots.release(video_id_for(first.key))  # the first video's jobs ended
     assert analyze_object(unit.svc, second).outcome == "started"
     assert unit.catalog.slots.in_flight() == 4
@@ -155,8 +155,7 @@ def test_rekognition_throttling_propagates_and_the_retry_reuses_the_started_jobs
 
 
 def test_a_video_rekognition_refuses_fails_with_its_reason(unit: Unit):
-    ref = unit.drop()
-    unit.batch_item(ref, token="tok-refused")
+    ref = unit.drop(token="tok-refused")
     unit.rekognition.refuse[JobKind.MODERATION] = InvalidVideo("Rekognition refused the video: too short")
     result = analyze_object(unit.svc, ref)
     vid = video_id_for(ref.key)
@@ -170,9 +169,18 @@ def test_a_video_rekognition_refuses_fails_with_its_reason(unit: Unit):
     assert unit.catalog.stats()["dropin"]["failed"] == 1
 
 
+def test_a_refusal_beside_throttling_fails_the_video_rather_than_retrying_it(unit: Unit):
+    ref = unit.drop()  # the jobs start at once: one throttled, one refused; retrying would be futile
+    unit.rekognition.refuse[JobKind.LABELS] = Backpressure("StartLabelDetection: ThrottlingException")
+    unit.rekognition.refuse[JobKind.TEXT] = InvalidVideo("Rekognition refused the video: too short")
+    result = analyze_object(unit.svc, ref)
+    assert (result.outcome, result.reason) == ("failed", "Rekognition refused the video: too short")
+    assert sorted(kind.value for kind, _ in unit.rekognition.calls) == sorted(k.value for k in JobKind)
+    assert unit.catalog.videos.get(video_id_for(ref.key)).status == VideoStatus.FAILED
+
+
 def test_a_file_that_is_no_video_fails_once_with_a_readable_reason(unit: Unit):
-    ref = unit.drop("notes.mp4")
-    unit.batch_item(ref, token="tok-notes")
+    ref = unit.drop("notes.mp4", token="tok-notes")
     unit.media.in_place = MediaError("no video stream in the file")
     result = analyze_object(unit.svc, ref)
     again = analyze_object(unit.svc, ref)  # redelivered
@@ -242,8 +250,7 @@ def test_an_original_probed_locally_as_h264_is_not_transcoded(unit: Unit):
 
 
 def test_a_long_video_to_transcode_fans_out_to_segments(unit: Unit):
-    ref = unit.drop("long.webm")
-    unit.batch_item(ref)
+    ref = unit.drop("long.webm", token="token-1")
     unit.media.in_place = VP9.__class__(**{**VP9.__dict__, "duration_s": 3600.0})
     result = analyze_object(unit.svc, ref)
     assert (result.outcome, result.reason) == ("transcoding", "3 segment tasks queued")

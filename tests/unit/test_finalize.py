@@ -39,8 +39,7 @@ LABELS = {
 @pytest.fixture
 def started(unit: Unit):
     """A video whose four jobs analyze started; its batch item's token is `tok`."""
-    ref = unit.drop()
-    unit.batch_item(ref, token="tok")
+    ref = unit.drop(token="tok")
     analyze_object(unit.svc, ref)
     unit.rekognition.documents[unit.catalog.videos.get(video_id_for(ref.key)).jobs[JobKind.LABELS].job_id] = LABELS
     unit.tokens.sent.clear()

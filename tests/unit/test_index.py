@@ -33,8 +33,7 @@ TEXT = {"JobStatus": "SUCCEEDED", "TextDetections": [
 @pytest.fixture
 def summarized(unit: Unit) -> ObjectRef:
     """A video analysed and finalized in this world: its summary's object reference (its token is `tok`)."""
-    ref = unit.drop()
-    unit.batch_item(ref, token="tok")
+    ref = unit.drop(token="tok")
     analyze_object(unit.svc, ref)
     jobs = unit.catalog.videos.get(video_id_for(ref.key)).jobs
     unit.rekognition.documents[jobs[JobKind.LABELS].job_id] = labels_document(("Cat", 91.5), ("Lamp", 64.25))

@@ -11,13 +11,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cliplake.adapters.catalog import Catalog
-from cliplake.adapters.rekognition import API_NAME, Channel
+from cliplake.adapters.rekognition import API_NAME, Channel, Rekognition
 from cliplake.contracts import JobKind, JobStatus, ObjectRef, RekognitionCompletion
-from cliplake.lake import raw_key, video_id_for
+from cliplake.lake import BATCH_ID_METADATA, raw_key, video_id_for
 from cliplake.media import Probe
 from cliplake.services import Services
 
-BUCKET, TABLE = "unit-lake", "unit-catalog"
+BUCKET, TABLE, UNIT_BATCH = "unit-lake", "unit-catalog", "unit-batch"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:unit-rekognition"
 ROLE = "arn:aws:iam::123456789012:role/unit"
 H264 = Probe(container="mov,mp4,m4a,3gp,3g2,mj2", codec="h264", width=320, height=240, fps=25.0, duration_s=4.0,
@@ -45,9 +45,10 @@ def catalog_table(ddb: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ stand-ins
 @dataclass
-class FakeRekognition:
+class FakeRekognition(Rekognition):
     """Rekognition Video as the stages see it: a started job keeps its id for the same video version (the adapter's
-    ClientRequestToken), its status and results are what the test sets."""
+    ClientRequestToken), its status and results are what the test sets. Starting several at once is the adapter's
+    own `start_all`."""
 
     refuse: dict[JobKind, Exception] = field(default_factory=dict)
     statuses: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -147,10 +148,15 @@ class Unit:
         return self.svc.catalog
 
     def drop(self, name: str = "clip.mp4", body: bytes = b"video bytes", source: str = "dropin",
-             metadata: dict[str, str] | None = None, key: str = "") -> ObjectRef:  # fmt: skip
-        """Put a raw object in the lake; its S3 event's object reference."""
+             metadata: dict[str, str] | None = None, key: str = "", token: str = "") -> ObjectRef:  # fmt: skip
+        """Put a raw object in the lake; its S3 event's object reference. With a `token`, the video is an item of a
+        batch as the batch's ingest makes one: its task token stored first, then the object, naming the batch."""
         key = key or raw_key(source, "unit", name, f"20260101_{next(_stamps):06d}")
-        etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata or {})["ETag"].strip('"')
+        metadata = dict(metadata or {})
+        if token:
+            self.catalog.tasks.put(video_id_for(key), token, UNIT_BATCH, raw_key=key)
+            metadata[BATCH_ID_METADATA] = UNIT_BATCH
+        etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata)["ETag"].strip('"')
         return ObjectRef(bucket=BUCKET, key=key, etag=etag)
 
     def completion(self, ref: ObjectRef, kind: JobKind, status: str = "SUCCEEDED", *, tag: bool = True,
@@ -163,10 +169,6 @@ class Unit:
         if message is not None:
             body["Message"] = message
         return RekognitionCompletion.model_validate(body)
-
-    def batch_item(self, ref: ObjectRef, token: str = "token-1") -> None:
-        """Make the video an item of a batch (its task token stored, as the batch's ingest does)."""
-        self.catalog.tasks.put(video_id_for(ref.key), token, "unit-batch", raw_key=ref.key)
 
     def sends(self, verb: str) -> list[tuple[str, str, Any]]:
         return [s for s in self.tokens.sent if s[0] == verb]

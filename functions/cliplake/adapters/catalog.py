@@ -367,10 +367,12 @@ class JobSlots:
         self.table = table
         self.videos = videos
 
-    def acquire(self, video_id: str, jobs: int, bound: int) -> bool:
+    def acquire(self, video_id: str, jobs: int, bound: int, status: VideoStatus | None = None, **fields: Any) -> bool:
         """Reserve `jobs` of the `bound` Rekognition jobs in flight for a video, once (a video already holding
-        its slots gets True again). False when full: the caller backs off."""
-        hold = Update(sets={"job_slots": jobs}, condition="attribute_exists(pk) AND attribute_not_exists(job_slots)")
+        its slots gets True again), setting its `status` and `fields` in the same write. False when full: the
+        caller backs off, and the video keeps its status."""
+        sets = {"job_slots": jobs, **fields} | ({"status": status.value, "updated_at": now_iso()} if status else {})
+        hold = Update(sets=sets, condition="attribute_exists(pk) AND attribute_not_exists(job_slots)")
         room = Update(
             adds={"in_flight": jobs},
             condition="attribute_not_exists(in_flight) OR in_flight <= :room",
@@ -382,10 +384,12 @@ class JobSlots:
         video = self.videos.get(video_id)
         return video is not None and video.job_slots is not None
 
-    def release(self, video_id: str) -> bool:
-        """Give back a video's slots, once (False when it holds none)."""
-        video = self.videos.get(video_id)
-        held = video.job_slots if video else None
+    def release(self, video_id: str, held: int | None = -1) -> bool:
+        """Give back a video's slots, once (False when it holds none). A caller that has just read the video's
+        record passes its `job_slots` as `held` (None: it holds none), and the record is not read again."""
+        if held == -1:
+            video = self.videos.get(video_id)
+            held = video.job_slots if video else None
         if not held:
             return False
         give = Update(removes=["job_slots"], condition="job_slots = :n", values={":n": held})

@@ -8,6 +8,7 @@ JobId (and sends no new SNS message), which makes starting a job idempotent.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,21 @@ class Rekognition:
                 message = err.response.get("Error", {}).get("Message", code)
                 raise InvalidVideo(f"Rekognition refused the video: {code}: {message}") from err
             raise
+
+    def start_all(
+        self, kinds: list[JobKind], bucket: str, key: str, video_id: str, etag: str, channel: Channel
+    ) -> dict[JobKind, str]:
+        """Start a video's jobs at once (each Start is a round trip of its own; they are independent): their ids by
+        kind. Every start is attempted; then a refused video raises `InvalidVideo`, before `Backpressure` (the
+        retry's reused request tokens return the jobs that did start)."""
+        with ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="rekognition-start") as pool:
+            futures = {kind: pool.submit(self.start, kind, bucket, key, video_id, etag, channel) for kind in kinds}
+        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        for wanted in (InvalidVideo, Backpressure, Exception):
+            for err in errors:
+                if isinstance(err, wanted):
+                    raise err
+        return {kind: f.result() for kind, f in futures.items()}
 
     def status(self, kind: JobKind, job_id: str) -> tuple[str, str]:
         r = getattr(self.client, GET[kind])(JobId=job_id, MaxResults=1)

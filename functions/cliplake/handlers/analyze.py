@@ -33,7 +33,6 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
         except Backpressure as err:
             logger.info("Rekognition at its quota, backing off", extra={"key": ref.key, "reason": str(err)})
             metrics.add_metric(name="Backpressure", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
             back_off(svc.sqs, record)
             raise
         except Exception as err:
@@ -42,7 +41,6 @@ def record_handler(record: S3NotificationSqsRecord) -> None:
             metrics.add_metric(name="VideosFailed", unit=MetricUnit.Count, value=1)
             continue
         metrics.add_metric(name=f"Videos{result.outcome.title()}", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
 
 
 def _video_id(key: str) -> str | None:
@@ -56,6 +54,12 @@ def _video_id(key: str) -> str | None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # the services are built at the function's start (a missing variable fails it, named); the context registered
-    get_services(SETTINGS).idempotent(analyze_object, "ref", context)
+    svc = get_services(SETTINGS)
+    svc.idempotent(analyze_object, "ref", context)
     processor = BatchProcessor(event_type=EventType.SQS, model=S3NotificationSqsRecord)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # once per invocation (a read of its own): the slots in use after this batch
+    metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
+    return response

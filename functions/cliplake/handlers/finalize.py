@@ -32,7 +32,6 @@ def record_handler(record: CompletionSqsRecord) -> None:
         metrics.add_metric(name="CompletionsFailed", unit=MetricUnit.Count, value=1)
         return
     metrics.add_metric(name=f"Completions{result.outcome.title()}", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
 
 
 def _video_of_job(svc, job_id: str) -> str | None:
@@ -46,6 +45,12 @@ def _video_of_job(svc, job_id: str) -> str | None:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # the services are built at the function's start (a missing variable fails it, named); the context registered
-    get_services(SETTINGS).idempotent(finalize_completion, "completion", context)
+    svc = get_services(SETTINGS)
+    svc.idempotent(finalize_completion, "completion", context)
     processor = BatchProcessor(event_type=EventType.SQS, model=CompletionSqsRecord)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # once per invocation (a read of its own): the slots in use after this batch
+    metrics.add_metric(name="JobSlotsInUse", unit=MetricUnit.Count, value=svc.catalog.jobs_in_flight())
+    return response
