@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -69,6 +70,11 @@ FAKE_CREDENTIALS = {
     "AWS_REGION": REGION,
 }
 LAMBDA = "lambda.amazonaws.com"
+# The GIL's switch interval while a cloud runs (Python's default: 5 ms). The whole cloud is one process: every
+# request hands the GIL from the calling function's thread to a server thread and back, each hand-off waiting for
+# a thread that computes (an analysis, a checkpoint) to give it up. Measured with `make bench`'s per-hop latency:
+# put -> analysis started p95 0.37 -> 0.27 s, completion -> summary 0.33 -> 0.26 s, the analyses no slower.
+SWITCH_INTERVAL_S = 0.001
 
 
 def free_port(host: str = HOST, port: int = 0) -> int:
@@ -150,6 +156,7 @@ class LocalCloud:
         self.functions: dict[str, FunctionSpec] = {}
         self._enforcement = Enforcement()
         self._patches = contextlib.ExitStack()
+        self._switch_interval = sys.getswitchinterval()
 
     # ---------------------------------------------------------------------------------------- lifecycle
     def start(self) -> LocalCloud:
@@ -168,6 +175,8 @@ class LocalCloud:
 
     def _start(self) -> LocalCloud:
         started = time.perf_counter()
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         _share_region_lists()
         if self.data_dir:
             self.persistence = Persistence(self.data_dir)
@@ -175,6 +184,7 @@ class LocalCloud:
             self.rekognition_port = self.rekognition_port or _previous_port(self.persistence, "rekognition_port")
         self.port = free_port(HOST, self.port)  # a busy port would hang ThreadedMotoServer.start()
         _bound_the_heap()
+        _route_requests_from_memory()
         _serialise_dynamodb()
         _transactions_back_up_their_items()
         self.endpoint_url = f"http://{HOST}:{self.port}"
@@ -258,6 +268,7 @@ class LocalCloud:
             self.persistence.detach()
             self.persistence = None
         self._patches.close()
+        sys.setswitchinterval(self._switch_interval)
         self._enforcement.disable()
         iam_resources.uninstall()
         task_tokens.uninstall()
@@ -566,6 +577,28 @@ def _share_region_lists() -> None:
 
     get_available_regions._shared = True  # type: ignore[attr-defined]
     Session.get_available_regions = get_available_regions  # type: ignore[method-assign]
+
+
+def _route_requests_from_memory() -> None:
+    """Two lookups moto repeats for every request, answered once: the list of its service modules (a directory
+    listing, read to route each request to its backend) and the handler methods of a response class (`inspect`
+    over the class, to find the action's method). Neither changes while the process runs. Measured on a catalog
+    GetItem in the local cloud: 6.7 -> 6.1 ms median, UpdateItem 9.1 -> 7.3 ms."""
+    import functools
+
+    from moto import backends
+    from moto.core import responses, utils
+
+    if getattr(backends.list_of_moto_modules, "_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._once = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+    responses.method_names_from_class = functools.cache(utils.method_names_from_class)  # type: ignore[assignment]
 
 
 def _serialise_dynamodb() -> None:
