@@ -66,8 +66,9 @@ def test_screened_frames_are_scored_by_the_float_model(assets, held_out, monkeyp
     model = ModerationModel(assets, precision="int8")
     frame = held_out[0]
     assert model.score(frame) == model.score_int8(frame)  # a safe photo: the screen's score
+    assert model._full is None  # the float graph is not even loaded
     monkeypatch.setattr(moderation, "SCREEN", 0.0)  # every frame passes the screen
-    assert model.score(frame) == model.score_fp32(frame)
+    assert model.score(frame) == model.score_fp32(frame) and model._full is not None
 
 
 @exact_int8

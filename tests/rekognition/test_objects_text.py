@@ -11,7 +11,7 @@ import pytest
 from cliplake_localcloud.rekognition import decode, models, objects, results
 from cliplake_localcloud.rekognition.engine import Analysis
 from cliplake_localcloud.rekognition.labels import Taxonomy, read_lemmas
-from cliplake_localcloud.rekognition.text import Box, split_words
+from cliplake_localcloud.rekognition.text import Box, TextReader, split_words
 
 from .conftest import CAPTION as TEXT
 
@@ -154,3 +154,13 @@ def test_text_is_read_only_where_it_changed(videos, engine):
     assert screen.reads == 2 and screen.boxes_read > boxes  # new text: read
     blank = np.full_like(bgr, 90)
     assert screen.read(blank) == [] and screen.reads == 2  # no text: the screen alone ran
+
+
+def test_the_recogniser_is_loaded_by_the_first_text_to_read(videos):
+    (frame,) = decode.rgb_frames(
+        ["-ss", "2", "-i", str(videos["caption"]), "-vf", "scale=640:360", "-frames:v", "1"], 640, 360
+    )
+    bgr = np.ascontiguousarray(frame[:, :, ::-1])
+    screen = TextReader().screen()
+    assert screen.read(np.full_like(bgr, 90)) == [] and screen.reader._rec is None  # no text: never loaded
+    assert TEXT in [line.text for line in screen.read(bgr)] and screen.reader._rec is not None

@@ -21,6 +21,7 @@ finding is the float32 model's.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -64,9 +65,13 @@ class ModerationModel:
     def __init__(self, assets_dir: Path, threads: int = 1, precision: str = "auto") -> None:
         self.precision = models.resolve_precision(precision)
         self.version = self.version_for(self.precision)
+        self._assets_dir, self._threads = assets_dir, threads
         int8 = self.precision == "int8"
         self._screen = models.session(assets_dir, models.NSFW_MODEL_INT8, threads) if int8 else None
-        self._full = models.session(assets_dir, models.NSFW_MODEL, threads)
+        # behind the screen, the float32 graph (≈ 35 MB in memory) is loaded by the first frame it must score: a
+        # video the screen passes whole never holds it
+        self._full = None if int8 else models.session(assets_dir, models.NSFW_MODEL, threads)
+        self._lock = threading.Lock()
 
     @staticmethod
     def _run(session, x: np.ndarray) -> float:
@@ -80,6 +85,10 @@ class ModerationModel:
         return quick if quick < SCREEN else self.score_fp32(rgb)
 
     def score_fp32(self, rgb: np.ndarray) -> float:
+        if self._full is None:
+            with self._lock:
+                if self._full is None:
+                    self._full = models.session(self._assets_dir, models.NSFW_MODEL, self._threads)
         return self._run(self._full, nsfw_input(rgb))
 
     def score_int8(self, rgb: np.ndarray) -> float:

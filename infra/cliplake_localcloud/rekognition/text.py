@@ -35,7 +35,6 @@ REC_HEIGHT = 48
 MODELS = {
     "det": ("ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
     "rec": ("ch_PP-OCRv4_rec_infer.onnx", "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
-    "cls": ("ch_ppocr_mobile_v2.0_cls_infer.onnx", "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
 }
 
 
@@ -109,20 +108,36 @@ class TextReader:
     version = "rapidocr-1.4.4-ppocrv4-mobile"
 
     def __init__(self, threads: int = 1) -> None:
-        from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
+        from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH, UpdateParameters, read_yaml, update_model_path
 
         paths = model_paths()
-        self._ocr = RapidOCR(
+        # RapidOCR's own configuration (its defaults, these overrides), for the two stages used: the orientation
+        # classifier never runs (frames are upright), and the recogniser (23 MB, and as much again at its first
+        # read) is loaded by the first box to read, so a video without text never holds it
+        self._config = UpdateParameters()(
+            update_model_path(read_yaml(DEFAULT_CFG_PATH)),
             det_model_path=str(paths["det"]),
             rec_model_path=str(paths["rec"]),
-            cls_model_path=str(paths["cls"]),
             intra_op_num_threads=threads,
             inter_op_num_threads=1,
             det_limit_type="max",  # with "max" RapidOCR never shrinks a frame under 960 px: detect() does
         )
+        self._det = TextDetector(self._config["Det"])
+        self._rec = None
         self._lock = threading.Lock()  # RapidOCR's pre/post-processing objects keep per-call state
 
+    def _recogniser(self):
+        """RapidOCR's recogniser, loaded at its first use (under the lock)."""
+        if self._rec is None:
+            from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+
+            self._rec = TextRecognizer(self._config["Rec"])
+        return self._rec
+
     def detect(self, bgr: np.ndarray) -> np.ndarray:
+        from rapidocr_onnxruntime import RapidOCR  # its box ordering (a static method)
+
         """Text boxes (n, 4, 2) in ``bgr``'s pixels, top to bottom then left to right; empty when none.
 
         The detector sees the frame scaled down to ``DET_SIDE`` px on its longer side (RapidOCR's own
@@ -133,10 +148,10 @@ class TextReader:
             bgr if scale == 1.0 else cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         )
         with self._lock:
-            boxes, _ = self._ocr.text_det(small)
+            boxes, _ = self._det(small)
         if boxes is None or len(boxes) == 0:
             return np.zeros((0, 4, 2), np.float32)
-        return np.asarray(self._ocr.sorted_boxes(boxes), np.float32) / scale
+        return np.asarray(RapidOCR.sorted_boxes(boxes), np.float32) / scale
 
     def recognise(self, bgr: np.ndarray, boxes: np.ndarray) -> list[TextLine | None]:
         """One entry per box: its line, or None where nothing legible (score < ``MIN_SCORE``) was read."""
@@ -157,7 +172,7 @@ class TextReader:
         if not crops:
             return out
         with self._lock:
-            read, _ = self._ocr.text_rec(crops)
+            read, _ = self._recogniser()(crops)
         for k, (raw, score) in zip(kept, read, strict=True):
             quad = boxes[k]
             text = " ".join(str(raw).split())
