@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
 from cliplake.adapters.rekognition import API_NAME, Backpressure, InvalidVideo
-from cliplake.completion import complete_video, heartbeat_video
+from cliplake.completion import fail_video, heartbeat_video
 from cliplake.contracts import (
     Attribution,
     CompletionVideo,
@@ -34,7 +34,6 @@ from cliplake.media import MediaError, Probe, Unreadable, probe, transcode_to_h2
 from cliplake.segments import fans_out, start_fan_out
 from cliplake.services import Services
 from cliplake.settings import RekognitionJobsSettings, parse_features
-from cliplake.tables import write_failed_rows
 
 logger = Logger(service="analyze", child=True)
 
@@ -93,10 +92,8 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
             return AnalyzeResult(video_id=vid, outcome="transcoding", reason=f"{queued} segment tasks queued")
     except MediaError as err:
         reason = str(err)
-        videos.mark_failed(vid, raw.source, reason)
-        write_failed_rows(svc.lake, video, reason)
         logger.warning("video rejected", extra={"video_id": vid, "key": raw.key, "reason": reason})
-        complete_video(svc, vid, ok=False, reason=reason)
+        fail_video(svc, video, reason)
         return AnalyzeResult(video_id=vid, outcome="failed", reason=reason)
 
     # Back-pressure: at most `max_jobs_in_flight` Rekognition jobs at once; when full, the message backs off (the
@@ -118,10 +115,7 @@ def analyze_object(svc: Services, ref: ObjectRef) -> AnalyzeResult:
     try:
         started = svc.rekognition.start_all(kinds, ref.bucket, analysed_key, vid, info.etag, svc.channel)
     except InvalidVideo as err:
-        videos.mark_failed(vid, raw.source, str(err))
-        write_failed_rows(svc.lake, video, str(err))
-        svc.catalog.slots.release(vid)
-        complete_video(svc, vid, ok=False, reason=str(err))
+        fail_video(svc, video.model_copy(update={"job_slots": video.job_slots or len(kinds)}), str(err))
         return AnalyzeResult(video_id=vid, outcome="failed", reason=str(err))
     # Backpressure propagates: the message goes back to the queue; the retry's reused request tokens return the
     # jobs already started, and a crash before this record is reconciled the same way.

@@ -14,8 +14,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cliplake.contracts import VideoStatus
+from cliplake.contracts import VideoRecord, VideoStatus
 from cliplake.services import Services
+from cliplake.tables import write_failed_rows
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,16 @@ def complete_video(svc: Services, video_id: str, *, ok: bool, reason: str = "", 
         raise
     log.info("batch item completed", extra={"video_id": video_id, "batch_id": task.batch_id, "ok": ok})
     return True
+
+
+def fail_video(svc: Services, video: VideoRecord, reason: str) -> None:
+    """Give up on a video: FAILED with a readable `reason` (counted once), the job slots its record shows given
+    back, its FAILED rows in the lake's tables, its batch item failed. Every stage that meets a verdict calls this
+    with the video's current record."""
+    svc.catalog.videos.mark_failed(video.video_id, video.source, reason)
+    svc.catalog.slots.release(video.video_id, video.job_slots)
+    write_failed_rows(svc.lake, video, reason)
+    complete_video(svc, video.video_id, ok=False, reason=reason)
 
 
 def heartbeat_video(svc: Services, video_id: str, step: str, batch_id: str | None = None) -> bool:

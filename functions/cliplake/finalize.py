@@ -14,12 +14,11 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.catalog import now_iso
-from cliplake.completion import complete_video, heartbeat_video
+from cliplake.completion import fail_video, heartbeat_video
 from cliplake.contracts import JobStatus, RekognitionCompletion, VideoStatus
 from cliplake.lake import parse_raw_key
 from cliplake.services import Services
 from cliplake.summarize import build_summary
-from cliplake.tables import write_failed_rows
 
 logger = Logger(service="finalize", child=True)
 
@@ -68,11 +67,8 @@ def finalize_completion(svc: Services, completion: RekognitionCompletion) -> Fin
     failed = {k: j for k, j in jobs.items() if j.terminal and not j.succeeded}
     if failed:
         reason = "; ".join(f"{k.value} job {j.status.value}: {j.message}" for k, j in sorted(failed.items()))
-        videos.mark_failed(vid, video.source or raw.source, reason)
-        write_failed_rows(svc.lake, video, reason)
-        svc.catalog.slots.release(vid)  # every job of the video has ended or will never be waited for
         logger.warning("analysis failed", extra={"video_id": vid, "reason": reason})
-        complete_video(svc, vid, ok=False, reason=reason)
+        fail_video(svc, video, reason)  # every job of the video has ended or will never be waited for
         return FinalizeResult(video_id=vid, outcome="failed", reason=reason)
     started = list(jobs)  # the analyses analyze started for this video (its features)
     if not all(job.succeeded for job in jobs.values()):

@@ -38,17 +38,13 @@ def give_up_when_denied(svc: Any, video_id: str | None, err: BaseException) -> s
     reason = permission_denied(err)
     if reason is None or not video_id:
         return None
-    from cliplake.completion import complete_video  # it imports the stages' services
-    from cliplake.tables import write_failed_rows
+    from cliplake.completion import fail_video  # it imports the stages' services
 
     try:
         video = svc.catalog.videos.get(video_id)
         if video is None:
             return None
-        svc.catalog.videos.mark_failed(video_id, video.source, reason)
-        svc.catalog.slots.release(video_id)
-        write_failed_rows(svc.lake, video, reason)
-        complete_video(svc, video_id, ok=False, reason=reason)
+        fail_video(svc, video, reason)
     except ClientError:
         return None  # the catalog or the state machine refused too: the message goes to its DLQ
     log.warning("video failed: a permission is missing", extra={"video_id": video_id, "reason": reason})

@@ -28,13 +28,12 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from cliplake.adapters.transcodes import SegmentQueue, Transcodes
-from cliplake.completion import complete_video, heartbeat_video
+from cliplake.completion import fail_video, heartbeat_video
 from cliplake.contracts import ObjectRef, SegmentTask, VideoRecord, video_part
 from cliplake.lake import RawKey, parse_raw_key
-from cliplake.media import MAX_BYTES, Probe, encode_audio, encode_segment, join_parts, split_points
+from cliplake.media import MAX_BYTES, MediaError, Probe, encode_audio, encode_segment, join_parts, split_points
 from cliplake.services import Services
 from cliplake.settings import SegmentsSettings
-from cliplake.tables import write_failed_rows
 
 logger = Logger(service="segment", child=True)
 
@@ -45,7 +44,7 @@ PART_TAGS = {"cliplake-part": "true"}  # the bucket's lifecycle rule expires par
 
 class SegmentResult(BaseModel):
     video_id: str
-    outcome: Literal["encoded", "reused", "joined", "skipped", "stale"]
+    outcome: Literal["encoded", "reused", "joined", "skipped", "stale", "failed"]
     part: str = ""
     reason: str = ""
 
@@ -125,6 +124,8 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
         return SegmentResult(video_id=vid, outcome="stale", part=task.part, reason="no transcode of this version")
     if record.get("joined_at"):  # a redelivery after the join: its part is in the rendition (and removed)
         return SegmentResult(video_id=vid, outcome="skipped", part=task.part, reason="joined already")
+    if record.get("failed_at"):  # another part met a verdict on the media: the video has failed
+        return SegmentResult(video_id=vid, outcome="skipped", part=task.part, reason="the transcode failed")
     key = raw.part_key(task.part)
     existing = svc.lake.head(key)
     outcome: Literal["encoded", "reused"] = "reused"
@@ -132,12 +133,16 @@ def run_part(svc: Services, task: SegmentTask) -> SegmentResult:
         url = svc.lake.presigned_url(raw.key)
         with tempfile.TemporaryDirectory(dir=svc.settings.work_dir, prefix="cliplake-seg-") as tmp:
             out = Path(tmp) / task.part
-            if task.kind == "audio":
-                encode_audio(url, out)
-                content_type = "audio/mp4"
-            else:
-                encode_segment(url, out, task.start, task.end)
-                content_type = "video/mp4"
+            try:
+                if task.kind == "audio":
+                    encode_audio(url, out)
+                    content_type = "audio/mp4"
+                else:
+                    encode_segment(url, out, task.start, task.end)
+                    content_type = "video/mp4"
+            except MediaError as err:  # the media itself (NetworkError is no MediaError: it is redelivered)
+                span = "the audio" if task.kind == "audio" else f"the part from {task.start:.1f} s"
+                return _give_up(svc, raw, task.etag, f"transcoding {span} failed: {err}", task.part)
             svc.lake.upload(out, key, content_type, metadata={PART_METADATA: task.etag}, tags=PART_TAGS)
         outcome = "encoded"
     record = tasks.part_done(vid, task.etag, task.part)
@@ -170,15 +175,16 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int, an
     outcome: Literal["joined", "skipped"] = "skipped"
     if not record.get("joined_at"):
         if tasks.claim_join(vid, task.etag, message_id, lease_s, time.time()):
-            size = _join(svc, raw, task.etag, record["parts"])
+            try:
+                size = _join(svc, raw, task.etag, record["parts"])
+            except MediaError as err:
+                return _give_up(svc, raw, task.etag, str(err))
             tasks.mark_joined(vid, task.etag, size)
             logger.info("rendition joined", extra={"video_id": vid, "parts": len(record["parts"]), "bytes": size})
             outcome = "joined"
             if size > MAX_BYTES:
                 reason = f"the H.264 rendition is {size / 1024**3:.1f} GB; Rekognition Video takes at most 10 GB"
-                svc.catalog.videos.mark_failed(vid, raw.source, reason)
-                write_failed_rows(svc.lake, svc.catalog.videos.get(vid) or VideoRecord(video_id=vid), reason)
-                complete_video(svc, vid, ok=False, reason=reason)
+                fail_video(svc, _record(svc, raw), reason)
                 return SegmentResult(video_id=vid, outcome=outcome, reason=reason)
             heartbeat_video(svc, vid, "joined")
         elif not (tasks.get(vid) or {}).get("joined_at"):  # another join holds the claim and starts the analysis
@@ -186,6 +192,19 @@ def run_join(svc: Services, task: SegmentTask, message_id: str, lease_s: int, an
     # The rendition is in the lake: analyze takes it as a retried attempt would (catalog-guarded, idempotent).
     result = analyze(svc, ObjectRef(bucket=task.bucket, key=task.raw_key, etag=task.etag))
     return SegmentResult(video_id=vid, outcome=outcome, reason=f"analysis {result.outcome}")
+
+
+def _record(svc: Services, raw: RawKey) -> VideoRecord:
+    return svc.catalog.videos.get(raw.video_id) or VideoRecord(video_id=raw.video_id, source=raw.source)
+
+
+def _give_up(svc: Services, raw: RawKey, etag: str, reason: str, part: str = "") -> SegmentResult:
+    """A verdict on the media (a part or the join could not be made from it): retrying is futile. The transcode is
+    marked failed (the tasks still queued skip their work) and the video FAILED with the reason."""
+    transcodes(svc).mark_failed(raw.video_id, etag, reason)
+    fail_video(svc, _record(svc, raw), reason)
+    logger.warning("segmented transcode failed", extra={"video_id": raw.video_id, "part": part, "reason": reason})
+    return SegmentResult(video_id=raw.video_id, outcome="failed", part=part, reason=reason)
 
 
 def _join(svc: Services, raw: RawKey, etag: str, parts: list[str]) -> int:

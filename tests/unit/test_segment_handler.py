@@ -1,5 +1,6 @@
 """The segment stage's handler: a part or a join that failed on the network is redelivered soon (backed off on its
-own queue, reported as a batch item failure), never treated as a verdict on the video."""
+own queue, reported as a batch item failure), never treated as a verdict on the video (a verdict on the media is
+the stage's own: tests/unit/test_segments.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from botocore.stub import Stubber
 
 import cliplake.handlers.segment as segment_handler
 from cliplake.contracts import SegmentSqsRecord, SegmentTask
-from cliplake.media import MediaError, NetworkError
+from cliplake.media import NetworkError
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:cliplake-SegmentQueue-ABC"
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/cliplake-SegmentQueue-ABC"
@@ -49,11 +50,3 @@ def test_a_segment_task_that_fails_on_the_network_is_backed_off_and_redelivered(
         with pytest.raises(NetworkError):  # the record fails: SQS delivers it again once its back-off ends
             segment_handler.record_handler(_record(kind, receives=2))
         stub.assert_no_pending_responses()
-
-
-def test_a_media_error_is_not_backed_off(monkeypatch):
-    sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
-    monkeypatch.setattr(segment_handler, "get_services", lambda settings: SimpleNamespace(sqs=sqs))
-    monkeypatch.setattr(segment_handler, "run_part", _failing(MediaError("encoding a segment failed: Invalid data")))
-    with Stubber(sqs), pytest.raises(MediaError):  # no back-off: the Stubber expects no call (and fails on one)
-        segment_handler.record_handler(_record("video", receives=1))

@@ -100,6 +100,17 @@ class Transcodes:
             raise
         return True
 
+    def mark_failed(self, video_id: str, etag: str, reason: str) -> None:
+        """This version's transcode will never finish (a part or the join met a verdict on the media): the tasks
+        still queued for it skip their work."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=transcode_key(video_id),
+            UpdateExpression="SET failed_at = if_not_exists(failed_at, :now), reason = :reason",
+            ConditionExpression="etag = :etag",
+            ExpressionAttributeValues={":now": to_ddb(now_iso()), ":reason": to_ddb(reason), ":etag": to_ddb(etag)},
+        )
+
     def mark_joined(self, video_id: str, etag: str, size: int) -> None:
         self.client.update_item(
             TableName=self.table,
