@@ -44,3 +44,13 @@ def test_the_functions_log_leaves_out_botocores_info_lines(tmp_path):
     text = log.read_text()
     assert "a stage line" in text
     assert "botocore" not in text and "Found endpoint" not in text, text
+
+
+def test_upload_progress_into_a_log_is_a_line_a_quarter(capsys):
+    from cliplake_cli.cli import _Progress
+
+    progress = _Progress("big.mp4", 400 * 8 << 20)  # capsys' stderr is no terminal, as a log or a pipe
+    for _ in range(400):
+        progress(8 << 20)  # boto3's 8 MiB parts
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"  uploading big.mp4: {pct:5.1f}%" for pct in (25, 50, 75, 100)]

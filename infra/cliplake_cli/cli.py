@@ -93,17 +93,24 @@ def resolve_config(stack: str) -> StackConfig:
 
 # ---------------------------------------------------------------------------------------------------- drop
 class _Progress:
-    """boto3 transfer callback: one line per file, updated in place."""
+    """boto3 transfer callback: one line per file, updated in place on a terminal; elsewhere (a log, a pipe) a
+    line at each quarter, where updates in place would pile up as hundreds of carriage returns."""
 
     def __init__(self, name: str, size: int) -> None:
         self.name, self.size, self.seen = name, max(size, 1), 0
+        self.tty = sys.stderr.isatty()
+        self._quarters = 0
         self._lock = threading.Lock()
 
     def __call__(self, n: int) -> None:
         with self._lock:
             self.seen += n
-            pct = 100 * self.seen / self.size
-            print(f"\r  uploading {self.name}: {pct:5.1f}%", end="", file=sys.stderr, flush=True)
+            pct = min(100.0, 100 * self.seen / self.size)
+            if self.tty:
+                print(f"\r  uploading {self.name}: {pct:5.1f}%", end="", file=sys.stderr, flush=True)
+            elif int(pct // 25) > self._quarters:
+                self._quarters = int(pct // 25)
+                print(f"  uploading {self.name}: {pct:5.1f}%", file=sys.stderr, flush=True)
 
 
 def file_sha1(path: Path) -> str:
@@ -153,9 +160,10 @@ def drop_files(
             lake.bucket,
             key,
             ExtraArgs={"ContentType": content_type, "Metadata": attribution.to_metadata()},
-            Callback=_Progress(path.name, path.stat().st_size),
+            Callback=(progress := _Progress(path.name, path.stat().st_size)),
         )
-        print(file=sys.stderr)
+        if progress.tty:
+            print(file=sys.stderr)  # the end of the line updated in place
         keys.append(key)
         if catalog is not None:
             catalog.ingested.mark("dropin", drop_source_id(campaign, sha1), "", video_id_for(key))
