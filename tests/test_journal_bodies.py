@@ -131,7 +131,50 @@ def _client(server: Any, service: str) -> Any:
     )  # fmt: skip
 
 
-PHASES = {"upload": _upload, "restore": _restore, "checkpoint": _checkpoint_then_crash, "messages": _messages}
+def _unreadable_results(data: Path) -> dict[str, Any]:
+    """A finished, published job whose stored results do not unpickle (another engine's), read after a restart."""
+    import pickle
+
+    from cliplake_localcloud.persistence import Persistence, RekognitionJobs
+    from cliplake_localcloud.rekognition.server import Job, RekognitionServer
+
+    persistence = Persistence(data)
+    request = {"Video": {"S3Object": {"Bucket": "lake", "Name": "media-raw/a.mp4"}}, "JobTag": "v1"}
+    job = Job("job-1", "StartLabelDetection", request, "SUCCEEDED", analysis={"frames": 1})
+    RekognitionJobs(persistence, RekognitionServer())._save(job, notified=True)
+    persistence.journal.conn.execute("UPDATE rekognition_jobs SET analysis = ?", (b"not a pickle",))
+    server = RekognitionServer().start()  # the restarted endpoint
+    analysed: list[dict] = []
+
+    def analyse(obj: dict) -> dict:
+        analysed.append(obj)
+        if len(analysed) == 1:
+            raise RuntimeError("the object could not be read")
+        return {"frames": 2}
+
+    server._analyse = analyse
+    persistence.attach_rekognition(server)
+    restored = server._jobs["job-1"]
+    try:
+        server._analysis_of(restored)
+        first = "answered"
+    except RuntimeError as exc:
+        first = str(exc)
+    result = {
+        "first": first,
+        "second": server._analysis_of(restored),
+        "third": server._analysis_of(restored),
+        "status": restored.status,
+        "analysed": len(analysed),
+        "stored": pickle.loads(persistence.journal.conn.execute("SELECT analysis FROM rekognition_jobs").fetchone()[0]),
+    }
+    server.stop()
+    persistence.close(final_checkpoint=False)
+    return result
+
+
+PHASES = {"upload": _upload, "restore": _restore, "checkpoint": _checkpoint_then_crash, "messages": _messages,
+          "unreadable": _unreadable_results}  # fmt: skip
 
 
 def _run(phase: str, data: Path) -> dict[str, Any]:
@@ -182,3 +225,12 @@ def test_a_crash_after_a_checkpoint_before_its_rows_are_dropped_replays_only_the
     restored = _run("messages", tmp_path / "data")
     assert restored["bodies"] == ["after", "before 0", "before 1", "before 2"]  # once each, none twice
     assert restored["replayed"] == 1
+
+
+def test_results_that_do_not_read_after_a_restart_are_analysed_again_when_read(tmp_path):
+    """The job's completion was published before the restart: finalize reads its results. Unreadable ones (written by
+    another engine) are made again by that read; the job stays SUCCEEDED, never an empty result."""
+    out = _run("unreadable", tmp_path / "data")
+    assert out["first"] == "the object could not be read"  # the read fails (finalize retries), nothing empty
+    assert out["second"] == out["third"] == out["stored"] == {"frames": 2} and out["analysed"] == 2
+    assert out["status"] == "SUCCEEDED"

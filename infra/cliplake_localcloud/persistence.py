@@ -1388,18 +1388,19 @@ class RekognitionJobs:
 
         def analysis_of(job: Any) -> Any:
             with loading:
-                blob = stored.pop(job.job_id, None)
+                blob = stored.get(job.job_id)
                 if blob is None or job.analysis is not None:
                     return job.analysis
                 try:
                     job.analysis = pickle.loads(blob)  # noqa: S301 - our own file, in a private directory
-                except Exception as exc:  # e.g. written by another version of the engine: analyse again
-                    log.warning("the results of Rekognition job %s could not be read (%s): analysing again",
+                except Exception as exc:  # e.g. written by another version of the engine: analysed again, now
+                    # The job stays SUCCEEDED (its completion was published: its results are being read), so this
+                    # read waits for the new analysis; if that fails, this read fails and the next one tries again.
+                    log.warning("the results of Rekognition job %s could not be read (%s): analysing the video again",
                                 job.job_id, exc)  # fmt: skip
-                    job.status = "IN_PROGRESS"
-                    with server._lock:
-                        server._active += 1
-                    server._pool.submit(original_run, job)
+                    job.analysis = server._analyse(job.s3)
+                    self._save(job, notified=True)
+                stored.pop(job.job_id, None)
                 return job.analysis
 
         server.start_job = start_job
