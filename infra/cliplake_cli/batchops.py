@@ -39,9 +39,12 @@ def follow_batch(
             if record.get("reason") and status != "PLANNING":
                 say(f"  batch {name}: {record['reason']}")
         items = record.get("items", [])
-        for item in items:
-            video = catalog.get_video(item["video_id"]) or {}
-            task = catalog.get_task(item["video_id"]) or {}
+        pending = [i for i in items if last.get(i["video_id"]) not in TERMINAL_VIDEO]  # the others were said
+        videos = catalog.videos.get_many([i["video_id"] for i in pending])  # BatchGetItem: 100 videos a call
+        tasks = catalog.tasks.get_many([i["video_id"] for i in pending])
+        for item in pending:
+            video = videos[item["video_id"]].plain() if item["video_id"] in videos else {}
+            task = tasks[item["video_id"]].plain() if item["video_id"] in tasks else {}
             state = video.get("status") or ("FAILED" if task.get("outcome") == "FAILED" else "DOWNLOADING")
             if last.get(item["video_id"]) != state:
                 last[item["video_id"]] = state

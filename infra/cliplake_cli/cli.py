@@ -175,8 +175,10 @@ def wait_for_videos(catalog: Catalog, keys: Sequence[str], timeout_s: float = 30
     ids = {video_id_for(k): k for k in keys}
     last: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
+    records: dict[str, dict[str, Any]] = {vid: {} for vid in ids}
     while True:
-        records = {vid: catalog.get_video(vid) or {} for vid in ids}
+        pending = [vid for vid, rec in records.items() if rec.get("status") not in TERMINAL]
+        records |= {vid: video.plain() for vid, video in catalog.videos.get_many(pending).items()}  # 100 a call
         for vid, rec in records.items():
             status = rec.get("status", "WAITING")
             if last.get(vid) != status:
@@ -186,8 +188,8 @@ def wait_for_videos(catalog: Catalog, keys: Sequence[str], timeout_s: float = 30
         if all(r.get("status") in TERMINAL for r in records.values()):
             return list(records.values())
         if time.monotonic() > deadline:
-            pending = ", ".join(f"{Path(ids[v]).name}: {s.lower()}" for v, s in last.items() if s not in TERMINAL)
-            raise CliError(f"cliplake: not finished after {timeout_s:.0f} s ({pending}); --timeout waits longer", 3)
+            left = ", ".join(f"{Path(ids[v]).name}: {s.lower()}" for v, s in last.items() if s not in TERMINAL)
+            raise CliError(f"cliplake: not finished after {timeout_s:.0f} s ({left}); --timeout waits longer", 3)
         time.sleep(0.2)
 
 
