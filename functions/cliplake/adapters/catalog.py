@@ -415,7 +415,7 @@ class Tasks:
         item message writes the same token again; an item already completed keeps its completion."""
         task = TaskRecord(video_id=video_id, task_token=token, batch_id=batch_id, ingest_started_at=now_iso(), **fields)
         self.table.put(
-            {"pk": f"VIDEO#{video_id}", "sk": "TASK", **task.plain()},
+            {**from_ddb(task_key(video_id)), **task.plain()},
             condition="attribute_not_exists(completed_at) OR task_token <> :t",
             values={":t": token},
         )

@@ -31,7 +31,7 @@ class Transcodes:
     def create(self, video_id: str, etag: str, parts: list[str], splits: list[float]) -> bool:
         """The record of this version's transcode, once: False when it exists already (same etag)."""
         item = {
-            **{name: value["S"] for name, value in transcode_key(video_id).items()},
+            **from_ddb(transcode_key(video_id)),
             "etag": etag,
             "parts": parts,
             "splits": splits,
