@@ -1,6 +1,6 @@
 """The segment stage's handler: a part or a join that failed on the network is redelivered soon (backed off on its
 own queue, reported as a batch item failure), never treated as a verdict on the video (a verdict on the media is
-the stage's own: tests/unit/test_segments.py)."""
+the stage's own: tests/unit/test_segment_parts.py)."""
 
 from __future__ import annotations
 
