@@ -173,8 +173,34 @@ def _unreadable_results(data: Path) -> dict[str, Any]:
     return result
 
 
+def _body_written_while_collecting(data: Path) -> dict[str, Any]:
+    """A body written (as moto's backends called in-process write one) while a checkpoint lists the body files."""
+    from cliplake_localcloud.persistence import FileBody, Persistence
+
+    persistence = Persistence(data)
+    meanwhile: list[Any] = []
+    listing = Path.iterdir
+
+    def iterdir(path: Path) -> Any:
+        if path == persistence.dir.bodies and not meanwhile:
+            body = FileBody()
+            body.write(b"an object written during the listing")
+            meanwhile.append(body)
+        return listing(path)
+
+    Path.iterdir = iterdir  # type: ignore[method-assign]
+    try:
+        persistence._collect_bodies(set())
+    finally:
+        Path.iterdir = listing  # type: ignore[method-assign]
+    meanwhile[0].seek(0)
+    result = {"kept": meanwhile[0].path.exists(), "read": meanwhile[0].read().decode()}
+    persistence.close(final_checkpoint=False)
+    return result
+
+
 PHASES = {"upload": _upload, "restore": _restore, "checkpoint": _checkpoint_then_crash, "messages": _messages,
-          "unreadable": _unreadable_results}  # fmt: skip
+          "unreadable": _unreadable_results, "collecting": _body_written_while_collecting}  # fmt: skip
 
 
 def _run(phase: str, data: Path) -> dict[str, Any]:
@@ -234,3 +260,11 @@ def test_results_that_do_not_read_after_a_restart_are_analysed_again_when_read(t
     assert out["first"] == "the object could not be read"  # the read fails (finalize retries), nothing empty
     assert out["second"] == out["third"] == out["stored"] == {"frames": 2} and out["analysed"] == 2
     assert out["status"] == "SUCCEEDED"
+
+
+def test_a_body_written_while_a_checkpoint_collects_the_unreferenced_ones_is_kept(tmp_path):
+    """A checkpoint removes the body files nothing refers to. One written while it listed them (by a write outside
+    the server's lock: make bench's SQL seeding puts 20,000 objects into moto's backend directly) was removed
+    under its object, and the next listing of the bucket failed on the missing file."""
+    out = _run("collecting", tmp_path / "data")
+    assert out == {"kept": True, "read": "an object written during the listing"}

@@ -352,9 +352,9 @@ class FileBody:
             else:
                 f.write(data)
                 written = len(data)
+        self._ref(name)  # live before its file appears (see Persistence._collect_bodies)
         tmp.replace(FileBody.root / name)
         self.name = name
-        self._ref(name)
         self._pos = written
         return written
 
@@ -1131,11 +1131,16 @@ class Persistence:
         self.last_checkpoint_s = time.perf_counter() - started
 
     def _collect_bodies(self, live_then: set[str]) -> None:
+        # Listed before the live set is read: a body written meanwhile (by a write that does not hold `self.lock`,
+        # such as moto's backends called in-process) is either not listed, or listed and already counted live
+        # (`FileBody.write` counts a body before its file appears). Read first, the live set missed the bodies
+        # written during the listing, and their files were removed under their objects.
+        names = [path.name for path in self.dir.bodies.iterdir()]
         with FileBody.live_lock:
             live = set(FileBody.live) | live_then
-        for path in self.dir.bodies.iterdir():
-            if path.name not in live and not path.name.endswith(".tmp"):
-                path.unlink(missing_ok=True)
+        for name in names:
+            if name not in live and not name.endswith(".tmp"):
+                (self.dir.bodies / name).unlink(missing_ok=True)
         # visible links whose key is gone or was overwritten by a body that is not the newest
         for path in list(self.dir.s3.rglob("*")):
             if path.is_file() and self.dir.bodies not in path.parents and path.stat().st_nlink == 1:
