@@ -9,6 +9,7 @@ published to the notifications topic and printed here.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import warnings
 from typing import Any
@@ -39,14 +40,28 @@ def run_demo(timeout_s: float = 600, batch_size: int = 2, campaign: str = "", da
         cloud = LocalCloud(port=0, function_env=QUIET_FUNCTIONS_ENV, data_dir=data.path).start()
     except DataDirBusy:
         return _demo_on_running_cloud(data, timeout_s, batch_size, campaign)
+    handler = _log_records_to(data.log_file)
     try:
         state = "restored" if cloud.restored and cloud.restored.anything else "new"
         say(f"  local cloud ready on {cloud.endpoint_url} in {time.monotonic() - started:.1f} s ({state} data dir)")
         code = _demo_batch(from_environment(), timeout_s, batch_size, campaign, cloud.client("stepfunctions"), cloud)
     finally:
         cloud.stop()
+        logging.getLogger().removeHandler(handler)
+        handler.close()
     _how_to_continue(data)
     return code
+
+
+def _log_records_to(path: Any) -> logging.Handler:
+    """The functions' log records (the stages' warnings: a batch that plans nothing, a video rejected) go to the
+    data directory's log file, as `cliplake up` keeps them; without a handler Python printed each one bare on the
+    demo's console, beside the summary that says the same."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
 
 
 def _demo_on_running_cloud(data: Any, timeout_s: float, batch_size: int, campaign: str) -> int:
