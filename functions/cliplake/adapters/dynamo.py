@@ -185,40 +185,46 @@ class Table:
         return self.attempt(self.client.transact_write_items, TransactItems=items) is not None
 
     def batch_write(self, requests: Iterable[dict[str, Any]], pause_s: float = 0.05) -> None:
-        """`BatchWriteItem` in chunks of 25, sending what DynamoDB leaves unprocessed again after a pause that
-        doubles (capped at 1 s); raises when some are still unprocessed after `UNPROCESSED_RETRIES` resends."""
+        """`BatchWriteItem` in chunks of 25, sending what DynamoDB leaves unprocessed again (`_until_processed`)."""
         pending_all = list(requests)
+
+        def write(pending: dict[str, Any]) -> dict[str, Any]:
+            return self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
         for i in range(0, len(pending_all), BATCH_WRITE_LIMIT):
-            pending: dict[str, Any] = {self.name: pending_all[i : i + BATCH_WRITE_LIMIT]}
-            for attempt in range(UNPROCESSED_RETRIES + 1):
-                if attempt:
-                    time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
-                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
-                if not pending:
-                    break
-            else:
-                left = len(pending.get(self.name, []))
-                raise RuntimeError(f"BatchWriteItem left {left} request(s) unprocessed after {attempt} resends")
+            self._until_processed(write, {self.name: pending_all[i : i + BATCH_WRITE_LIMIT]}, pause_s)
 
     def batch_get(self, keys: Iterable[Key], pause_s: float = 0.05) -> list[dict[str, Any]]:
         """The items of `keys` that exist (strongly consistent), by `BatchGetItem` 100 keys a call, asking again
-        for what DynamoDB leaves unprocessed after a pause that doubles; raises as `batch_write` does."""
+        for what DynamoDB leaves unprocessed (`_until_processed`)."""
         unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())  # a repeated key is refused
         found: list[dict[str, Any]] = []
+
+        def read(pending: dict[str, Any]) -> dict[str, Any]:
+            r = self.client.batch_get_item(RequestItems=pending)
+            found.extend(from_ddb(item) for item in r.get("Responses", {}).get(self.name, []))
+            return r.get("UnprocessedKeys") or {}
+
         for i in range(0, len(unique), BATCH_GET_LIMIT):
-            pending: dict[str, Any] = {self.name: {"Keys": unique[i : i + BATCH_GET_LIMIT], "ConsistentRead": True}}
-            for attempt in range(UNPROCESSED_RETRIES + 1):
-                if attempt:
-                    time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
-                r = self.client.batch_get_item(RequestItems=pending)
-                found += [from_ddb(item) for item in r.get("Responses", {}).get(self.name, [])]
-                pending = r.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-            else:
-                left = len(pending.get(self.name, {}).get("Keys", []))
-                raise RuntimeError(f"BatchGetItem left {left} key(s) unprocessed after {attempt} resends")
+            chunk = {self.name: {"Keys": unique[i : i + BATCH_GET_LIMIT], "ConsistentRead": True}}
+            self._until_processed(read, chunk, pause_s)
         return found
+
+    def _until_processed(
+        self, send: Callable[[dict[str, Any]], dict[str, Any]], pending: dict[str, Any], pause_s: float
+    ) -> None:
+        """`send` what is pending until DynamoDB leaves nothing unprocessed (`send` returns what it left), again
+        after a pause that doubles (capped at 1 s); raises when some is still left after `UNPROCESSED_RETRIES`
+        resends."""
+        for attempt in range(UNPROCESSED_RETRIES + 1):
+            if attempt:
+                time.sleep(min(pause_s * 2 ** (attempt - 1), 1.0))
+            pending = send(pending)
+            if not pending:
+                return
+        left = pending.get(self.name, [])
+        count = len(left.get("Keys", [])) if isinstance(left, dict) else len(left)
+        raise RuntimeError(f"DynamoDB left {count} request(s) unprocessed after {UNPROCESSED_RETRIES} resends")
 
     def query(
         self,
