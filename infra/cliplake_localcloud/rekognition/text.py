@@ -109,7 +109,7 @@ class TextReader:
 
     def __init__(self, threads: int = 1) -> None:
         from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
-        from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH, UpdateParameters, read_yaml, update_model_path
+        from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH, RapidOCR, UpdateParameters, read_yaml, update_model_path
 
         paths = model_paths()
         # RapidOCR's own configuration (its defaults, these overrides), for the two stages used: the orientation
@@ -124,6 +124,7 @@ class TextReader:
             det_limit_type="max",  # with "max" RapidOCR never shrinks a frame under 960 px: detect() does
         )
         self._det = TextDetector(self._config["Det"])
+        self._sorted_boxes = RapidOCR.sorted_boxes  # RapidOCR's reading order (a static method)
         self._rec = None
         self._lock = threading.Lock()  # RapidOCR's pre/post-processing objects keep per-call state
 
@@ -136,8 +137,6 @@ class TextReader:
         return self._rec
 
     def detect(self, bgr: np.ndarray) -> np.ndarray:
-        from rapidocr_onnxruntime import RapidOCR  # its box ordering (a static method)
-
         """Text boxes (n, 4, 2) in ``bgr``'s pixels, top to bottom then left to right; empty when none.
 
         The detector sees the frame scaled down to ``DET_SIDE`` px on its longer side (RapidOCR's own
@@ -151,7 +150,7 @@ class TextReader:
             boxes, _ = self._det(small)
         if boxes is None or len(boxes) == 0:
             return np.zeros((0, 4, 2), np.float32)
-        return np.asarray(RapidOCR.sorted_boxes(boxes), np.float32) / scale
+        return np.asarray(self._sorted_boxes(boxes), np.float32) / scale
 
     def recognise(self, bgr: np.ndarray, boxes: np.ndarray) -> list[TextLine | None]:
         """One entry per box: its line, or None where nothing legible (score < ``MIN_SCORE``) was read."""
