@@ -230,12 +230,16 @@ def item_paths(definition: dict) -> dict[str, object]:
     }
 
 
+def start_transitions(paths: dict[str, object]) -> int:
+    """Transitions billed to start one item's run: a child execution's start; nothing for an inline iteration."""
+    return CHILD_EXECUTION_START_TRANSITIONS if paths["child_execution"] else 0
+
+
 def transitions_per_item(definition: dict, failed_share: float = 0.0) -> float:
     """State transitions billed per video: the child execution's start (Distributed Map) and the states it enters,
     a `failed_share` of the videos taking the Catch path."""
     paths = item_paths(definition)
-    start = CHILD_EXECUTION_START_TRANSITIONS if paths["child_execution"] else 0
-    return start + (1 - failed_share) * len(paths["success"]) + failed_share * len(paths["catch"])  # type: ignore[arg-type]
+    return start_transitions(paths) + (1 - failed_share) * len(paths["success"]) + failed_share * len(paths["catch"])  # type: ignore[arg-type]
 
 
 def cost_per_video(
@@ -310,8 +314,7 @@ def report_costs(batch_size: int = 2, analysis_times_s: tuple[float, ...] = (60,
         f"requests, SQS ${PRICE_SQS_REQUEST * 1e6:.2f}/1M, SNS ${PRICE_SNS_PUBLISH * 1e6:.2f}/1M (us-east-1)."
     )
     print(prices)
-    child = "a child execution (Distributed Map)" if paths["child_execution"] else "an inline Map iteration"
-    start = CHILD_EXECUTION_START_TRANSITIONS if paths["child_execution"] else 0
+    start = start_transitions(paths)
     child = "a child execution of the Distributed Map" if paths["child_execution"] else "an inline Map iteration"
     for line in (
         "Assumptions (state transitions counted from infra/statemachine/batch.asl.json):",
