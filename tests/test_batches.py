@@ -232,9 +232,9 @@ def test_back_pressure_slots_are_bounded_and_released_once(catalog):
     assert catalog.slots.acquire(vids[0], 3, bound)  # already held: idempotent
     assert not catalog.slots.acquire(vids[2], 3, bound)  # full
     assert catalog.jobs_in_flight() == before + 6
-    assert catalog.slots.release(vids[0]) and not catalog.slots.release(vids[0])
+    assert catalog.slots.release(vids[0], 3) and not catalog.slots.release(vids[0], 3)
     assert catalog.slots.acquire(vids[2], 3, bound)
-    assert catalog.slots.release(vids[1]) and catalog.slots.release(vids[2])
+    assert catalog.slots.release(vids[1], 3) and catalog.slots.release(vids[2], 3)
     assert catalog.jobs_in_flight() == before
 
 

@@ -137,7 +137,7 @@ def test_at_the_quota_the_message_backs_off_and_a_later_retry_starts(unit: Unit)
     assert unit.catalog.slots.in_flight() == 4 and len(unit.rekognition.calls) == 4  # nothing of the second started
     waiting = unit.catalog.videos.get(video_id_for(second.key))
     assert waiting.jobs == {} and waiting.status == VideoStatus.RECEIVED  # not analysing while it waits for slots
-    unit.catalog.slots.release(video_id_for(first.key))  # the first video's jobs ended
+    unit.catalog.slots.release(video_id_for(first.key), 4)  # the first video's jobs ended
     assert analyze_object(unit.svc, second).outcome == "started"
     assert unit.catalog.slots.in_flight() == 4
 

@@ -30,7 +30,7 @@ def test_job_slots_are_held_once_per_video_within_the_bound(unit: Unit):
     assert slots.acquire("v1", 3, 6) and slots.acquire("v2", 3, 6)
     assert slots.acquire("v1", 3, 6)  # already held: True again, nothing added
     assert not slots.acquire("v3", 3, 6) and slots.in_flight() == 6  # full
-    assert slots.release("v1") and not slots.release("v1")
+    assert slots.release("v1", 3) and not slots.release("v1", 3)
     assert slots.acquire("v3", 3, 6) and slots.in_flight() == 6
     assert not slots.acquire("nobody", 1, 6)  # no such video: nothing held
 

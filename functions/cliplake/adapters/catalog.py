@@ -384,12 +384,9 @@ class JobSlots:
         video = self.videos.get(video_id)
         return video is not None and video.job_slots is not None
 
-    def release(self, video_id: str, held: int | None = -1) -> bool:
-        """Give back a video's slots, once (False when it holds none). A caller that has just read the video's
-        record passes its `job_slots` as `held` (None: it holds none), and the record is not read again."""
-        if held == -1:
-            video = self.videos.get(video_id)
-            held = video.job_slots if video else None
+    def release(self, video_id: str, held: int | None) -> bool:
+        """Give back the `held` slots of a video (its record's `job_slots`; None: it holds none), once: False when
+        it holds none, or no longer holds those (released meanwhile: the write's condition)."""
         if not held:
             return False
         give = Update(removes=["job_slots"], condition="job_slots = :n", values={":n": held})
